@@ -1,0 +1,1 @@
+"""Admin tools: ostor-ctl, ostor-s3-admin, ostor-configure-nginx."""

@@ -1,0 +1,1 @@
+"""Cluster mode: configuration in etcd, per-host agents."""

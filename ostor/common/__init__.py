@@ -1,0 +1,1 @@
+"""The little that every layer shares: identifiers, errors, message frames, workers."""

@@ -1,0 +1,1 @@
+"""The S3 gateway: HTTP, S3 protocol parsing, authentication, authorisation."""

@@ -1,0 +1,156 @@
+"""The S3 gateway as an aiohttp application: target parsing, authentication, routing, errors.
+
+Every request goes through :meth:`Gateway.handle`: parse the target from the
+raw path (S3 keys are not URLs to normalise), authenticate, pick the operation
+from the routing table, authorise, then run the thin handler. S3 errors are
+rendered by type; every response carries x-amz-request-id and x-amz-id-2.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import secrets
+import time
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from ostor.common.errors import AccessDenied, InternalError, InvalidArgument, S3Error
+from ostor.gateway.auth.sigv4 import RequestParts, authenticate, parse_query
+from ostor.gateway.body import RequestBody
+from ostor.gateway.context import GatewayConfig, RequestContext
+from ostor.gateway.router import Level, Operation, resolve
+from ostor.gateway.users import UserStore
+from ostor.gateway.xmlio import document, element, sub
+
+log = logging.getLogger(__name__)
+HEALTH_PATHS = {"/minio/health/live", "/minio/health/ready", "/ostor/health/live", "/ostor/health/ready"}
+
+
+def _decode(raw: str) -> str:
+    try:
+        return unquote(raw, errors="strict")
+    except UnicodeDecodeError:
+        raise InvalidArgument("The request path is not valid percent-encoded UTF-8.") from None
+
+
+def parse_target(raw_path: str, host: str, domain: str | None) -> tuple[str | None, str | None]:
+    """Bucket and key from the raw path ('+' stays '+'), virtual-host style when Host is bucket.DOMAIN."""
+    path = raw_path.split("?", 1)[0]
+    if domain:
+        hostname = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        if hostname.endswith("." + domain):
+            bucket = hostname[: -len(domain) - 1]
+            key = _decode(path[1:]) if len(path) > 1 else None
+            return bucket, key or None
+    bucket, _, key = path[1:].partition("/")
+    if not bucket:
+        return None, None
+    return _decode(bucket), (_decode(key) if key else None)
+
+
+def error_document(exc: S3Error, resource: str, request_id: str, host_id: str) -> bytes:
+    """The S3 <Error> document: Code, Message, the error's extra fields, Resource, RequestId, HostId."""
+    root = element("Error")
+    sub(root, "Code", exc.code)
+    sub(root, "Message", exc.message)
+    for name, value in exc.fields.items():
+        sub(root, name, value)
+    sub(root, "Resource", resource)
+    sub(root, "RequestId", request_id)
+    sub(root, "HostId", host_id)
+    return document(root, namespace=False)
+
+
+class Gateway:
+    """One gateway: an engine, the user store and the settings; ``app()`` builds the aiohttp app."""
+
+    def __init__(self, engine: object, users: UserStore, config: GatewayConfig | None = None) -> None:
+        self.engine = engine
+        self.users = users
+        self.config = config or GatewayConfig()
+
+    def app(self) -> web.Application:
+        """The aiohttp application serving S3 on every path."""
+        app = web.Application(client_max_size=self.config.max_xml_bytes)
+        app.router.add_route("*", "/{tail:.*}", self.handle, expect_handler=self._defer_continue)
+        app.on_response_prepare.append(self._stamp)
+        return app
+
+    @staticmethod
+    async def _defer_continue(request: web.Request) -> None:
+        # 100 Continue is sent only after authentication and routing succeed (see handle()).
+        return None
+
+    @staticmethod
+    async def _stamp(request: web.Request, response: web.StreamResponse) -> None:
+        request["prepared"] = True
+        request_id = request.get("request_id") or secrets.token_hex(8).upper()
+        response.headers["x-amz-request-id"] = request_id
+        response.headers["x-amz-id-2"] = request.get("host_id") or base64.b64encode(os.urandom(24)).decode()
+        response.headers["Server"] = "ostor"
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """Serve one request; S3 errors become XML documents with their status."""
+        request_id = secrets.token_hex(8).upper()
+        host_id = base64.b64encode(os.urandom(24)).decode()
+        request["request_id"], request["host_id"] = request_id, host_id
+        raw_path = request.raw_path
+        path, _, raw_query = raw_path.partition("?")
+        resource = path
+        if path in HEALTH_PATHS and request.method in ("GET", "HEAD"):
+            return web.Response(status=200)
+        try:
+            bucket, key = parse_target(raw_path, request.host, self.config.domain)
+            resource = "/" + "/".join(p for p in (bucket, key) if p is not None)
+            operation = self._operation(request.method, bucket, key, raw_query, request)
+            auth = authenticate(RequestParts(request.method, path, raw_query, request.headers),
+                                self.users.lookup, time.time())
+            ctx = RequestContext(request, self.engine, self.config, request_id, bucket, key,
+                                 dict(parse_query(raw_query)), auth, RequestBody(request, auth))
+            await self._authorise(ctx, operation)
+            if request.headers.get("expect", "").lower() == "100-continue" and request.version >= (1, 1):
+                await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            return await operation.handler(ctx)
+        except S3Error as exc:
+            if request.get("prepared"):
+                raise  # an error after the status line went out: cut the connection
+            return self._error(request, exc, resource, request_id, host_id)
+        except (ConnectionError, web.HTTPException):
+            raise
+        except Exception:
+            if request.get("prepared"):
+                raise  # the status line is out; all we can do is cut the connection
+            log.exception("request %s %s failed", request.method, raw_path)
+            return self._error(request, InternalError(), resource, request_id, host_id)
+
+    @staticmethod
+    def _operation(method: str, bucket: str | None, key: str | None, raw_query: str,
+                   request: web.Request) -> Operation:
+        level = Level.SERVICE if bucket is None else Level.BUCKET if key is None else Level.OBJECT
+        return resolve(method, level, dict(parse_query(raw_query)), request.headers)
+
+    async def _authorise(self, ctx: RequestContext, operation: Operation) -> None:
+        """Anonymous requests are denied; a non-admin user may only touch its own buckets.
+
+        Bucket policies and ACLs come later; ``operation.permission`` is what they will check.
+        """
+        user = ctx.user
+        if user is None:
+            raise AccessDenied()
+        if user.admin or ctx.bucket is None or operation.name == "CreateBucket":
+            return
+        bucket = await ctx.engine.get_bucket(ctx.bucket)
+        if bucket.owner != user.user_id:
+            raise AccessDenied()
+
+    @staticmethod
+    def _error(request: web.Request, exc: S3Error, resource: str, request_id: str,
+               host_id: str) -> web.Response:
+        headers = dict(exc.headers)
+        if request.method == "HEAD":
+            return web.Response(status=exc.status, headers=headers)
+        body = error_document(exc, resource, request_id, host_id)
+        return web.Response(status=exc.status, body=body, headers=headers, content_type="application/xml")

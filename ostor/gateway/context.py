@@ -1,0 +1,67 @@
+"""The per-request context handlers receive, and the gateway's typed configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from ostor.gateway.auth.sigv4 import AuthResult
+from ostor.gateway.body import RequestBody
+from ostor.gateway.users import User
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """Gateway settings with their defaults."""
+
+    #: Region reported by GetBucketLocation and accepted as a LocationConstraint.
+    region: str = "us-east-1"
+    #: Base domain for virtual-host-style requests (bucket.DOMAIN); None: path style only.
+    domain: str | None = None
+    #: Largest request document (XML) read into memory.
+    max_xml_bytes: int = 2 * 1024 * 1024
+
+
+@dataclass
+class RequestContext:
+    """One parsed request: target, query, authenticated user and body."""
+
+    request: web.Request
+    engine: Any
+    config: GatewayConfig
+    request_id: str
+    bucket: str | None
+    key: str | None
+    query: dict[str, str]
+    auth: AuthResult
+    body: RequestBody
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def user(self) -> User | None:
+        """The authenticated user (None: anonymous)."""
+        return self.auth.user
+
+    @property
+    def owner_id(self) -> str:
+        """The user ID objects and buckets are owned by."""
+        return self.auth.user.user_id if self.auth.user else ""
+
+    @property
+    def headers(self):
+        """The request headers (case-insensitive)."""
+        return self.request.headers
+
+    @property
+    def resource(self) -> str:
+        """The resource path for error documents."""
+        if self.bucket is None:
+            return "/"
+        return f"/{self.bucket}" + (f"/{self.key}" if self.key is not None else "")
+
+
+def xml_response(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """An S3 XML response."""
+    return web.Response(body=body, status=status, headers=headers, content_type="application/xml")

@@ -1,0 +1,188 @@
+"""Multipart uploads: create, upload part, complete, abort, list parts and uploads."""
+
+from __future__ import annotations
+
+import base64
+
+from aiohttp import web
+
+from ostor.common.errors import InvalidArgument, InvalidPart, InvalidRequest, MalformedXML
+from ostor.gateway import checksums
+from ostor.gateway.context import RequestContext, xml_response
+from ostor.gateway.handlers.buckets import owner_element
+from ostor.gateway.handlers.common import (
+    checksum_headers, metadata_from, storage_class_from, stored_headers_from, write_condition,
+)
+from ostor.gateway.xmlio import child_text, document, element, iso_time, parse, sub
+from ostor.nameserver.records import ObjectRecord
+
+MAX_PART_SIZE = 5 * 1024 ** 3
+MAX_LISTED = 1000
+
+
+def _int_param(ctx: RequestContext, name: str, default: int) -> int:
+    text = ctx.query.get(name)
+    if text is None:
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise InvalidArgument(f"Provided {name} not an integer or within integer range",
+                              ArgumentName=name, ArgumentValue=text) from None
+
+
+async def create_upload(ctx: RequestContext) -> web.StreamResponse:
+    """CreateMultipartUpload: the template keeps the metadata the completed object will carry."""
+    algorithm = ctx.headers.get("x-amz-checksum-algorithm")
+    algorithm = checksums.check_algorithm(algorithm) if algorithm else None
+    checksum_type = ctx.headers.get("x-amz-checksum-type")
+    if checksum_type is not None and checksum_type not in ("COMPOSITE", "FULL_OBJECT"):
+        raise InvalidRequest("Value for x-amz-checksum-type header is invalid.")
+    template = ObjectRecord(bucket=ctx.bucket, key=ctx.key, content_type=ctx.headers.get("content-type") or None,
+                            headers=stored_headers_from(ctx), metadata=metadata_from(ctx.headers),
+                            storage_class=storage_class_from(ctx))
+    upload = await ctx.engine.create_upload(ctx.bucket, ctx.key, owner=ctx.owner_id, template=template,
+                                            checksum_algorithm=algorithm,
+                                            checksum_type=(checksum_type or "COMPOSITE") if algorithm else None)
+    root = element("InitiateMultipartUploadResult")
+    sub(root, "Bucket", ctx.bucket)
+    sub(root, "Key", ctx.key)
+    sub(root, "UploadId", upload.upload_id)
+    headers = {}
+    if algorithm:
+        headers = {"x-amz-checksum-algorithm": algorithm, "x-amz-checksum-type": upload.checksum_type or "COMPOSITE"}
+    return xml_response(document(root), headers=headers)
+
+
+async def upload_part(ctx: RequestContext) -> web.StreamResponse:
+    """UploadPart: a verified body stored as one part."""
+    ctx.body.check_size(require_length=True, max_size=MAX_PART_SIZE)
+    number = _int_param(ctx, "partNumber", 0)
+    part = await ctx.engine.upload_part(ctx.bucket, ctx.key, ctx.query["uploadId"], number,
+                                        ctx.body.stream(), checksums=ctx.body.computed)
+    headers = {"ETag": part.etag, **checksum_headers(part.checksums, None)}
+    return web.Response(status=200, headers=headers)
+
+
+def _composite(algorithm: str, parts) -> str | None:
+    # S3's composite checksum: the checksum of the concatenated binary part checksums, then "-N".
+    try:
+        raw = b"".join(base64.b64decode(p.checksums[algorithm]) for p in parts)
+    except KeyError:
+        return None
+    return f"{checksums.compute(algorithm, raw)}-{len(parts)}"
+
+
+async def complete_upload(ctx: RequestContext) -> web.StreamResponse:
+    """CompleteMultipartUpload: the listed parts (ETags and any part checksums must match)."""
+    root = parse(await ctx.body.read(ctx.config.max_xml_bytes))
+    if root.tag != "CompleteMultipartUpload":
+        raise MalformedXML()
+    upload_id = ctx.query["uploadId"]
+    chosen, claimed = [], {}
+    for node in root.findall("Part"):
+        try:
+            number = int(child_text(node, "PartNumber") or "")
+        except ValueError:
+            raise MalformedXML() from None
+        chosen.append((number, child_text(node, "ETag") or ""))
+        claimed[number] = {alg: child_text(node, f"Checksum{alg}") for alg in checksums.ALGORITHMS
+                           if child_text(node, f"Checksum{alg}") is not None}
+    upload = await ctx.engine.get_upload(ctx.bucket, ctx.key, upload_id)
+    parts = {}
+    if any(claimed.values()) or upload.checksum_algorithm:
+        marker = 0
+        while True:
+            page, truncated = await ctx.engine.list_parts(ctx.bucket, ctx.key, upload_id, marker, MAX_LISTED)
+            parts.update((p.number, p) for p in page)
+            if not truncated or not page:
+                break
+            marker = page[-1].number
+        for number, values in claimed.items():
+            stored = parts.get(number)
+            for alg, value in values.items():
+                if stored is not None and stored.checksums.get(alg) not in (None, value):
+                    raise InvalidPart(UploadId=upload_id, PartNumber=str(number))
+    record = await ctx.engine.complete_upload(ctx.bucket, ctx.key, upload_id, chosen,
+                                              condition=write_condition(ctx))
+    result = element("CompleteMultipartUploadResult")
+    sub(result, "Location", f"/{ctx.bucket}/{ctx.key}")
+    sub(result, "Bucket", ctx.bucket)
+    sub(result, "Key", ctx.key)
+    sub(result, "ETag", record.etag)
+    algorithm = upload.checksum_algorithm
+    if algorithm and (upload.checksum_type or "COMPOSITE") == "COMPOSITE":
+        value = _composite(algorithm, [parts[n] for n, _ in chosen if n in parts])
+        if value:
+            sub(result, f"Checksum{algorithm}", value)
+            sub(result, "ChecksumType", "COMPOSITE")
+    return xml_response(document(result))
+
+
+async def abort_upload(ctx: RequestContext) -> web.StreamResponse:
+    """AbortMultipartUpload: parts are freed by GC."""
+    await ctx.engine.abort_upload(ctx.bucket, ctx.key, ctx.query["uploadId"])
+    return web.Response(status=204)
+
+
+async def list_parts(ctx: RequestContext) -> web.StreamResponse:
+    """ListParts: one page by part number."""
+    upload_id = ctx.query["uploadId"]
+    marker = _int_param(ctx, "part-number-marker", 0)
+    max_parts = min(max(_int_param(ctx, "max-parts", MAX_LISTED), 0), MAX_LISTED)
+    upload = await ctx.engine.get_upload(ctx.bucket, ctx.key, upload_id)
+    parts, truncated = await ctx.engine.list_parts(ctx.bucket, ctx.key, upload_id, marker, max_parts)
+    root = element("ListPartsResult")
+    for tag, value in (("Bucket", ctx.bucket), ("Key", ctx.key), ("UploadId", upload_id),
+                       ("PartNumberMarker", marker)):
+        sub(root, tag, value)
+    if parts:
+        sub(root, "NextPartNumberMarker", parts[-1].number)
+    sub(root, "MaxParts", max_parts)
+    sub(root, "IsTruncated", "true" if truncated else "false")
+    root.append(owner_element(ctx, upload.owner, "Initiator"))
+    root.append(owner_element(ctx, upload.owner))
+    sub(root, "StorageClass", upload.template.storage_class)
+    if upload.checksum_algorithm:
+        sub(root, "ChecksumAlgorithm", upload.checksum_algorithm)
+    for part in parts:
+        node = sub(root, "Part")
+        sub(node, "PartNumber", part.number)
+        sub(node, "LastModified", iso_time(part.last_modified_ns))
+        sub(node, "ETag", part.etag)
+        sub(node, "Size", part.size)
+        for alg, value in part.checksums.items():
+            sub(node, f"Checksum{alg}", value)
+    return xml_response(document(root))
+
+
+async def list_uploads(ctx: RequestContext) -> web.StreamResponse:
+    """ListMultipartUploads: uploads in progress, by key then initiation."""
+    q = ctx.query
+    max_uploads = min(max(_int_param(ctx, "max-uploads", MAX_LISTED), 0), MAX_LISTED)
+    result = await ctx.engine.list_uploads(ctx.bucket, q.get("prefix", ""), q.get("delimiter", ""),
+                                           q.get("key-marker", ""), q.get("upload-id-marker", ""), max_uploads)
+    root = element("ListMultipartUploadsResult")
+    for tag, value in (("Bucket", ctx.bucket), ("KeyMarker", q.get("key-marker", "")),
+                       ("UploadIdMarker", q.get("upload-id-marker", "")), ("Prefix", q.get("prefix", ""))):
+        sub(root, tag, value)
+    if result.truncated:
+        sub(root, "NextKeyMarker", result.next_key_marker or "")
+        sub(root, "NextUploadIdMarker", result.next_upload_id_marker or "")
+    if q.get("delimiter"):
+        sub(root, "Delimiter", q["delimiter"])
+    sub(root, "MaxUploads", max_uploads)
+    sub(root, "IsTruncated", "true" if result.truncated else "false")
+    for upload in result.uploads:
+        node = sub(root, "Upload")
+        sub(node, "Key", upload.key)
+        sub(node, "UploadId", upload.upload_id)
+        node.append(owner_element(ctx, upload.owner, "Initiator"))
+        node.append(owner_element(ctx, upload.owner))
+        sub(node, "StorageClass", upload.template.storage_class)
+        sub(node, "Initiated", iso_time(upload.initiated_ns))
+        if upload.checksum_algorithm:
+            sub(node, "ChecksumAlgorithm", upload.checksum_algorithm)
+    for prefix in result.common_prefixes:
+        sub(sub(root, "CommonPrefixes"), "Prefix", prefix)
+    return xml_response(document(root))

@@ -1,0 +1,109 @@
+"""Single-object operations: PutObject, GetObject, HeadObject, DeleteObject."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ostor.common.errors import InvalidRange, InvalidRequest, NoSuchKey
+from ostor.gateway.body import MAX_OBJECT_SIZE
+from ostor.gateway.context import RequestContext
+from ostor.gateway.handlers.common import (
+    RESPONSE_OVERRIDES, check_read_conditions, checksum_headers, metadata_from, object_headers,
+    parse_range, storage_class_from, stored_headers_from, write_condition,
+)
+from ostor.nameserver.records import NULL_VERSION
+
+
+def _version(ctx: RequestContext) -> str | None:
+    return ctx.query.get("versionId") or None
+
+
+async def put_object(ctx: RequestContext) -> web.StreamResponse:
+    """PutObject: stream the verified body to the engine; 200 only once data and name are durable."""
+    ctx.body.check_size(require_length=True)
+    metadata = metadata_from(ctx.headers)
+    spec = ctx.body.checksum
+    # body.computed is filled when the stream ends, before the engine builds the record from it.
+    record = await ctx.engine.put_object(
+        ctx.bucket, ctx.key, ctx.body.stream(), owner=ctx.owner_id,
+        content_type=ctx.headers.get("content-type") or None, headers=stored_headers_from(ctx),
+        metadata=metadata, checksums=ctx.body.computed,
+        checksum_type="FULL_OBJECT" if spec else None, storage_class=storage_class_from(ctx),
+        condition=write_condition(ctx), max_size=MAX_OBJECT_SIZE)
+    headers = {"ETag": record.etag, **checksum_headers(record.checksums, record.checksum_type)}
+    if record.version_id and record.version_id != NULL_VERSION:
+        headers["x-amz-version-id"] = record.version_id
+    return web.Response(status=200, headers=headers)
+
+
+def _overrides(ctx: RequestContext) -> dict[str, str]:
+    found = {header: ctx.query[name] for name, header in RESPONSE_OVERRIDES.items() if name in ctx.query}
+    if found and ctx.user is None:
+        raise InvalidRequest("Request specific response headers cannot be used for anonymous GET requests.")
+    return found
+
+
+async def get_object(ctx: RequestContext) -> web.StreamResponse:
+    """GetObject: conditions, a single range (206), response-* overrides, streamed body."""
+    overrides = _overrides(ctx)
+    reader = await ctx.engine.get_object(ctx.bucket, ctx.key, _version(ctx), parse_range(ctx.headers.get("range")))
+    record = reader.record
+    not_modified = check_read_conditions(ctx.headers, record)
+    if not_modified is not None:
+        return not_modified
+    checksum_mode = ctx.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED" and not reader.partial
+    headers = object_headers(record, checksum_mode)
+    if reader.partial:
+        last = reader.start + reader.length - 1
+        headers["Content-Range"] = f"bytes {reader.start}-{last}/{record.size}"
+    headers.update(overrides)
+    response = web.StreamResponse(status=206 if reader.partial else 200, headers=headers)
+    response.content_length = reader.length
+    await response.prepare(ctx.request)
+    await send_body(response, reader)
+    await response.write_eof()
+    return response
+
+
+async def send_body(response: web.StreamResponse, reader) -> None:
+    """Write the object's bytes with back-pressure (each write waits for the socket to drain)."""
+    async for frame in reader.frames():
+        await response.write(frame)
+
+
+async def head_object(ctx: RequestContext) -> web.StreamResponse:
+    """HeadObject: GetObject's headers, no body."""
+    record = await ctx.engine.head_object(ctx.bucket, ctx.key, _version(ctx))
+    not_modified = check_read_conditions(ctx.headers, record)
+    if not_modified is not None:
+        return not_modified
+    byte_range = parse_range(ctx.headers.get("range"))
+    resolved = byte_range.resolve(record.size) if byte_range else None
+    if byte_range is not None and resolved is None:
+        raise InvalidRange(ActualObjectSize=str(record.size))
+    checksum_mode = ctx.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED" and resolved is None
+    headers = object_headers(record, checksum_mode)
+    length = record.size
+    if resolved is not None:
+        start, length = resolved
+        headers["Content-Range"] = f"bytes {start}-{start + length - 1}/{record.size}"
+    headers.update(_overrides(ctx))
+    response = web.StreamResponse(status=206 if resolved else 200, headers=headers)
+    response.content_length = length
+    await response.prepare(ctx.request)
+    await response.write_eof()
+    return response
+
+
+async def delete_object(ctx: RequestContext) -> web.StreamResponse:
+    """DeleteObject: 204 whether or not the key existed, as S3 answers."""
+    headers = {}
+    try:
+        outcome = await ctx.engine.delete_object(ctx.bucket, ctx.key, _version(ctx))
+    except NoSuchKey:
+        return web.Response(status=204)
+    if outcome.delete_marker:
+        headers["x-amz-delete-marker"] = "true"
+    if outcome.version_id and outcome.version_id != NULL_VERSION:
+        headers["x-amz-version-id"] = outcome.version_id
+    return web.Response(status=204, headers=headers)

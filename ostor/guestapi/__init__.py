@@ -1,0 +1,1 @@
+"""The host-local guest API served on a Unix socket."""

@@ -1,0 +1,1 @@
+"""Name servers: object names and metadata in SQLite B-trees, guards, versions, multipart tables, GC queue."""

@@ -1,0 +1,64 @@
+"""Guards (seed, "Create Operation") and the garbage-collection queue."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+from ostor.common.errors import GuardMissingError
+
+from .txn import Txn
+
+
+def guard(t: Txn, os_id: int, object_id: bytes, ttl: float) -> None:
+    """Record a guard that expires ``ttl`` seconds from now (re-guarding extends it)."""
+    t.execute("INSERT INTO guards (object_id, os_id, expires_at) VALUES (?,?,?) "
+              "ON CONFLICT (object_id) DO UPDATE SET os_id=excluded.os_id, expires_at=excluded.expires_at",
+              (object_id, os_id, time.time() + ttl))
+
+
+def guard_many(t: Txn, os_id: int, object_ids: list[bytes], ttl: float) -> float:
+    """Record guards for several object IDs at once; returns when they expire."""
+    expires_at = time.time() + ttl
+    t.conn.executemany("INSERT INTO guards (object_id, os_id, expires_at) VALUES (?,?,?)",
+                       ((oid, os_id, expires_at) for oid in object_ids))
+    return expires_at
+
+
+def renew(t: Txn, object_id: bytes, ttl: float) -> float:
+    """Push a live guard's timer ``ttl`` seconds ahead; GuardMissingError if it is gone or expired.
+
+    A guard that expired may already have queued its object for deletion, so it
+    must not come back to life: the create it protected has to fail instead.
+    """
+    now = time.time()
+    expires_at = now + ttl
+    row = t.execute("UPDATE guards SET expires_at=? WHERE object_id=? AND expires_at>? RETURNING os_id",
+                    (expires_at, object_id, now)).fetchone()
+    if row is None:
+        raise GuardMissingError(object_id)
+    return expires_at
+
+
+def release(t: Txn, object_id: bytes) -> None:
+    """Drop a guard and queue its data for deletion (the upload failed)."""
+    row = t.execute("DELETE FROM guards WHERE object_id=? RETURNING os_id", (object_id,)).fetchone()
+    if row is not None:
+        t.gc(row[0], object_id)
+
+
+def expire(t: Txn, now: float) -> int:
+    """Move every guard expired at ``now`` to the GC queue; returns how many."""
+    rows = t.execute("DELETE FROM guards WHERE expires_at <= ? RETURNING os_id, object_id", (now,)).fetchall()
+    t.gc_many(rows)
+    return len(rows)
+
+
+def pending(conn: sqlite3.Connection, limit: int) -> list[tuple[int, int, bytes]]:
+    """The oldest queued (seq, os_id, object_id) rows."""
+    return conn.execute("SELECT seq, os_id, object_id FROM gc_queue ORDER BY seq LIMIT ?", (limit,)).fetchall()
+
+
+def done(t: Txn, seqs: list[int]) -> None:
+    """Forget queue rows whose data the object server has deleted."""
+    t.conn.executemany("DELETE FROM gc_queue WHERE seq=?", ((s,) for s in seqs))

@@ -1,0 +1,74 @@
+"""Helpers a write request uses inside its transaction: clock, change log, GC queue, usage, segment refs.
+
+They exist so that derived state is always written in the same transaction as
+the change it derives from (DESIGN, convention 7).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable
+
+
+class Txn:
+    """The writer thread's view of the database while a batch is open."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.execute = conn.execute
+        self._clock = 0
+        self._saved_clock = 0
+        self.reload()
+
+    def reload(self) -> None:
+        """Re-read the persisted clock (after open or a failed commit)."""
+        self._saved_clock = self._clock = max(self._clock, self.conn.execute(
+            "SELECT value FROM meta WHERE name='clock'").fetchone()[0])
+
+    def now_ns(self) -> int:
+        """A wall-clock timestamp strictly greater than any this name server has handed out."""
+        now = time.time_ns()
+        self._clock = now if now > self._clock else self._clock + 1
+        return self._clock
+
+    def end_batch(self) -> None:
+        """Persist the clock with the batch, so it never runs backwards across restarts."""
+        if self._clock != self._saved_clock:
+            self.execute("UPDATE meta SET value=? WHERE name='clock'", (self._clock,))
+            self._saved_clock = self._clock
+
+    def log(self, op: str, bucket: str, key: str | None = None, version_id: str | None = None) -> None:
+        """Append to the change log."""
+        self.execute("INSERT INTO change_log (time_ns, op, bucket, key, version_id) VALUES (?,?,?,?,?)",
+                     (time.time_ns(), op, bucket, key, version_id))
+
+    def gc(self, os_id: int, object_id: bytes) -> None:
+        """Queue one data object for deletion on its object server."""
+        self.execute("INSERT INTO gc_queue (os_id, object_id) VALUES (?,?)", (os_id, object_id))
+
+    def gc_many(self, items: Iterable[tuple[int, bytes]]) -> None:
+        """Queue many data objects for deletion."""
+        self.conn.executemany("INSERT INTO gc_queue (os_id, object_id) VALUES (?,?)", items)
+
+    def usage(self, bucket: str, objects: int = 0, nbytes: int = 0, upload_bytes: int = 0) -> None:
+        """Adjust the bucket's counters on this name server."""
+        self.execute("INSERT INTO usage (bucket, objects, bytes, upload_bytes) VALUES (?,?,?,?) "
+                     "ON CONFLICT (bucket) DO UPDATE SET objects=objects+excluded.objects, "
+                     "bytes=bytes+excluded.bytes, upload_bytes=upload_bytes+excluded.upload_bytes",
+                     (bucket, objects, nbytes, upload_bytes))
+
+    def ref(self, segments: Iterable[tuple[int, bytes]]) -> None:
+        """Count one more version linking each (os_id, object_id)."""
+        self.conn.executemany("INSERT INTO segments (object_id, os_id, refs) VALUES (?2,?1,1) "
+                              "ON CONFLICT (object_id) DO UPDATE SET refs=refs+1", segments)
+
+    def unref(self, segments: Iterable[tuple[int, bytes]]) -> None:
+        """Drop one reference from each segment; data no version links any more goes to GC."""
+        for os_id, object_id in segments:
+            row = self.execute("UPDATE segments SET refs=refs-1 WHERE object_id=? RETURNING refs",
+                               (object_id,)).fetchone()
+            if row is None or row[0] <= 0:
+                if row is not None:
+                    self.execute("DELETE FROM segments WHERE object_id=?", (object_id,))
+                self.gc(os_id, object_id)
