@@ -16,6 +16,8 @@ from typing import Any
 from ostor.engine.placement import Placement
 from ostor.engine.volume import VolumeLayout
 from ostor.nameserver.server import NameServer, NameServerConfig
+from ostor.nameserver.writer import WriterThread
+from ostor.objectserver.flush import GroupCommit
 from ostor.objectserver.server import ObjectServer, ObjectServerConfig
 
 
@@ -49,6 +51,8 @@ class LocalServices:
     name_servers: dict[int, Any]
     object_servers: dict[int, Any]
     _started: bool = field(default=False, repr=False)
+    _flusher: GroupCommit | None = field(default=None, repr=False)
+    _writer_thread: WriterThread | None = field(default=None, repr=False)
 
     def name_server(self, service_id: int) -> Any:
         """The name server with this ID."""
@@ -82,13 +86,19 @@ class LocalServices:
         else:
             raise FileNotFoundError(f"{data_dir} holds no ostor volume")
         services = cls(layout, Placement(layout.name_servers, layout.object_servers), {}, {})
+        # One process gains nothing from a writer thread per database or a flusher per
+        # object server (the GIL serialises them); sharing makes group commits bigger.
+        os_config = config.object_server or ObjectServerConfig()
+        services._flusher = GroupCommit(os_config.fsync)
+        services._writer_thread = WriterThread("ns-writer")
         try:
             for os_id in layout.object_servers:
                 services.object_servers[os_id] = await ObjectServer.open(
-                    layout.service_dir(os_id), os_id, config.object_server)
+                    layout.service_dir(os_id), os_id, os_config, flusher=services._flusher)
             for ns_id in layout.name_servers:
                 services.name_servers[ns_id] = await NameServer.open(
-                    layout.service_dir(ns_id), ns_id, services.object_server, config.name_server)
+                    layout.service_dir(ns_id), ns_id, services.object_server, config.name_server,
+                    writer_thread=services._writer_thread)
         except BaseException:
             await services.close()
             raise
@@ -125,6 +135,12 @@ class LocalServices:
                     pass
         self.name_servers.clear()
         self.object_servers.clear()
+        if self._writer_thread is not None:
+            await asyncio.to_thread(self._writer_thread.stop)
+            self._writer_thread = None
+        if self._flusher is not None:
+            await self._flusher.close()
+            self._flusher = None
 
     async def gather(self, calls) -> list:
         """Run coroutines concurrently and return their results in order."""

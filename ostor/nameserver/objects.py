@@ -115,11 +115,11 @@ def commit_version(t: Txn, rec: ObjectRecord, versioning: Versioning, op: str = 
 
 def take_guard(t: Txn, object_id: bytes) -> int:
     """Consume a live guard and return its os_id; GuardMissingError if gone or expired."""
-    row = t.execute("SELECT os_id, expires_at FROM guards WHERE object_id=?", (object_id,)).fetchone()
-    if row is None or row[1] <= time.time():
-        # an expired guard stays for expire_guards, which queues its data for GC
+    # An expired guard is left in place for expire_guards, which queues its data for GC.
+    row = t.execute("DELETE FROM guards WHERE object_id=? AND expires_at>? RETURNING os_id",
+                    (object_id, time.time())).fetchone()
+    if row is None:
         raise GuardMissingError(object_id)
-    t.execute("DELETE FROM guards WHERE object_id=?", (object_id,))
     return row[0]
 
 

@@ -27,7 +27,7 @@ from .lock import DirectoryLock
 from .records import (BucketRecord, BucketUsage, DeleteOutcome, ListEntry, ListPage, ObjectRecord,
                       PartRecord, UploadEntry, UploadPage, UploadRecord, Versioning, WriteCondition)
 from .txn import Txn
-from .writer import GroupCommitWriter
+from .writer import GroupCommitWriter, WriterThread
 
 __all__ = ["DataRef", "NameServer", "NameServerConfig"]
 
@@ -38,7 +38,8 @@ class NameServer:
     """Names, versions, buckets, multipart tables, guards and GC of one NS service directory."""
 
     def __init__(self, directory: Path, service_id: int, os_resolver: Callable[[int], Any],
-                 config: NameServerConfig, lock: DirectoryLock, wconn, rconn) -> None:
+                 config: NameServerConfig, lock: DirectoryLock, wconn, rconn,
+                 writer_thread: WriterThread | None = None) -> None:
         self.directory = directory
         self.service_id = service_id
         self.config = config
@@ -46,7 +47,8 @@ class NameServer:
         self._lock = lock
         self._wconn = wconn
         self._rconn = rconn  # None in rollback-exclusive mode
-        self._writer = GroupCommitWriter(wconn, Txn(wconn), config.max_batch, name=f"ns-{format_id(service_id)}")
+        self._writer = GroupCommitWriter(wconn, Txn(wconn), config.max_batch, name=f"ns-{format_id(service_id)}",
+                                         thread=writer_thread)
         self._gc_lock = asyncio.Lock()
         self._closed = False
         self.gc_worker = Worker(f"ns-{format_id(service_id)}-gc", self._gc_step, config.gc_interval)
@@ -63,8 +65,12 @@ class NameServer:
 
     @classmethod
     async def open(cls, directory: Path | str, service_id: int, os_resolver: Callable[[int], Any],
-                   config: NameServerConfig | None = None) -> NameServer:
-        """Lock and validate an existing service directory; CorruptStoreError if its database is not sound."""
+                   config: NameServerConfig | None = None, *,
+                   writer_thread: WriterThread | None = None) -> NameServer:
+        """Lock and validate an existing service directory; CorruptStoreError if its database is not sound.
+
+        ``writer_thread`` lets several name servers of one process share one writer thread.
+        """
         config = config or NameServerConfig()
         directory = Path(directory)
         if not directory.is_dir():
@@ -82,7 +88,7 @@ class NameServer:
             wconn = await asyncio.to_thread(_open)
             if config.journal_mode == "wal":
                 rconn = schema.connect(path, config, writer=False)
-            return cls(directory, service_id, os_resolver, config, lock, wconn, rconn)
+            return cls(directory, service_id, os_resolver, config, lock, wconn, rconn, writer_thread)
         except BaseException:
             for conn in (rconn, wconn):
                 if conn is not None:

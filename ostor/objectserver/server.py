@@ -100,7 +100,7 @@ class ObjectServer(MaintenanceMixin):
 
     def __init__(self, directory: Path, service_id: int, config: ObjectServerConfig,
                  pools: list[Pool], lock_fd: int, index: dict[bytes, Entry],
-                 repairs: RepairStats) -> None:
+                 repairs: RepairStats, flusher: GroupCommit | None = None) -> None:
         self.directory = directory
         self.service_id = service_id
         self.config = config
@@ -113,7 +113,10 @@ class ObjectServer(MaintenanceMixin):
         self._inflight = 0
         self._idle: asyncio.Event | None = None
         self._closed = False
-        self.flusher = GroupCommit(config.fsync)
+        # Object servers of one process may share a flusher: one round then syncs the
+        # files of all of them, so concurrent writers share even more fdatasyncs.
+        self._owns_flusher = flusher is None
+        self.flusher = flusher or GroupCommit(config.fsync)
         self._io = ThreadPoolExecutor(config.io_threads, thread_name_prefix="ostor-os-io")
         name = format_id(service_id)
         self.gc_worker = Worker(f"os-{name}-gc", self._gc_step, config.gc_interval)
@@ -133,14 +136,18 @@ class ObjectServer(MaintenanceMixin):
 
     @classmethod
     async def open(cls, directory: Path, service_id: int,
-                   config: ObjectServerConfig | None = None) -> ObjectServer:
-        """Lock, validate and index an existing service directory (the scan runs in a thread)."""
+                   config: ObjectServerConfig | None = None, *,
+                   flusher: GroupCommit | None = None) -> ObjectServer:
+        """Lock, validate and index an existing service directory (the scan runs in a thread).
+
+        ``flusher`` lets several object servers of one process share one group commit.
+        """
         return await asyncio.to_thread(cls._open_sync, Path(directory), service_id,
-                                       config or ObjectServerConfig())
+                                       config or ObjectServerConfig(), flusher)
 
     @classmethod
     def _open_sync(cls, directory: Path, service_id: int,
-                   config: ObjectServerConfig) -> ObjectServer:
+                   config: ObjectServerConfig, flusher: GroupCommit | None = None) -> ObjectServer:
         if not (directory / SERVICE_FILE).is_file():
             raise ServiceMissingError(directory)
         lock_fd = acquire_lock(directory)
@@ -160,7 +167,7 @@ class ObjectServer(MaintenanceMixin):
                 pool.close()
             release_lock(lock_fd)
             raise
-        return cls(directory, service_id, config, pools, lock_fd, index, repairs)
+        return cls(directory, service_id, config, pools, lock_fd, index, repairs, flusher)
 
     async def start(self) -> None:
         """Start the GC and defragmentation workers."""
@@ -178,7 +185,10 @@ class ObjectServer(MaintenanceMixin):
         while self._inflight:
             self._idle = asyncio.Event()
             await self._idle.wait()
-        await self.flusher.close()
+        if self._owns_flusher:
+            await self.flusher.close()
+        else:
+            await self.flusher.drain()
         self._io.shutdown(wait=True)
         for pool in self._pools:
             pool.close()
