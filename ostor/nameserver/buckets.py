@@ -59,6 +59,7 @@ def delete(t: Txn, name: str) -> None:
     """Remove a bucket record (emptiness is the engine's check, across all name servers)."""
     if t.execute("DELETE FROM buckets WHERE name=? RETURNING name", (name,)).fetchone() is None:
         raise NoSuchBucket(BucketName=name)
+    t.flush_usage()
     t.execute("DELETE FROM usage WHERE bucket=? AND objects=0 AND bytes=0 AND upload_bytes=0", (name,))
     t.log("bucket_delete", name)
 

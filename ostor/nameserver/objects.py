@@ -95,14 +95,22 @@ def commit_version(t: Txn, rec: ObjectRecord, versioning: Versioning, op: str = 
     # reference the new data before dropping the old, so segments the two share survive
     if segs:
         t.ref(segs)
+    # One read of the key's newest row (it is the one with latest=1) decides what else
+    # must change; a new key then costs no further statement.
+    newest = _latest(t, bucket, kb)
     if versioning == Versioning.ENABLED:
         vid = new_version_id(ns)
     else:
         vid = NULL_VERSION
-        old = t.execute(_SQL_VERSION, (bucket, kb, NULL_VERSION)).fetchone()
-        if old is not None:
-            drop_row(t, bucket, old, promote=False)
-    t.execute("UPDATE objects SET latest=0 WHERE bucket=? AND key=? AND latest=1", (bucket, kb))
+        if newest is not None and newest[2] == NULL_VERSION:
+            drop_row(t, bucket, newest, promote=False)
+            newest = None  # no other row was latest
+        elif newest is not None:
+            old = t.execute(_SQL_VERSION, (bucket, kb, NULL_VERSION)).fetchone()
+            if old is not None:
+                drop_row(t, bucket, old, promote=False)
+    if newest is not None:
+        t.execute("UPDATE objects SET latest=0 WHERE bucket=? AND key=? AND vseq=?", (bucket, kb, newest[1]))
     out = replace(rec, version_id=vid, last_modified_ns=ns, is_latest=True)
     t.execute("INSERT INTO objects (bucket, key, vseq, version_id, latest, dm, size, etag, data) "
               "VALUES (?,?,?,?,1,?,?,?,?)",

@@ -19,10 +19,13 @@ class Txn:
         self.execute = conn.execute
         self._clock = 0
         self._saved_clock = 0
+        #: Usage deltas of the open batch by bucket, written once at its end (same transaction).
+        self._usage: dict[str, list[int]] = {}
         self.reload()
 
     def reload(self) -> None:
-        """Re-read the persisted clock (after open or a failed commit)."""
+        """Forget the open batch's pending state and re-read the persisted clock (after a rollback)."""
+        self._usage.clear()
         self._saved_clock = self._clock = max(self._clock, self.conn.execute(
             "SELECT value FROM meta WHERE name='clock'").fetchone()[0])
 
@@ -33,7 +36,8 @@ class Txn:
         return self._clock
 
     def end_batch(self) -> None:
-        """Persist the clock with the batch, so it never runs backwards across restarts."""
+        """Write the batch's usage deltas, and persist the clock so it never runs backwards."""
+        self.flush_usage()
         if self._clock != self._saved_clock:
             self.execute("UPDATE meta SET value=? WHERE name='clock'", (self._clock,))
             self._saved_clock = self._clock
@@ -52,11 +56,32 @@ class Txn:
         self.conn.executemany("INSERT INTO gc_queue (os_id, object_id) VALUES (?,?)", items)
 
     def usage(self, bucket: str, objects: int = 0, nbytes: int = 0, upload_bytes: int = 0) -> None:
-        """Adjust the bucket's counters on this name server."""
-        self.execute("INSERT INTO usage (bucket, objects, bytes, upload_bytes) VALUES (?,?,?,?) "
-                     "ON CONFLICT (bucket) DO UPDATE SET objects=objects+excluded.objects, "
-                     "bytes=bytes+excluded.bytes, upload_bytes=upload_bytes+excluded.upload_bytes",
-                     (bucket, objects, nbytes, upload_bytes))
+        """Adjust the bucket's counters on this name server (written at the end of the batch)."""
+        delta = self._usage.get(bucket)
+        if delta is None:
+            self._usage[bucket] = [objects, nbytes, upload_bytes]
+        else:
+            delta[0] += objects
+            delta[1] += nbytes
+            delta[2] += upload_bytes
+
+    def flush_usage(self) -> None:
+        """Write pending usage deltas now (before anything in the batch reads the usage table)."""
+        if self._usage:
+            self.conn.executemany(
+                "INSERT INTO usage (bucket, objects, bytes, upload_bytes) VALUES (?,?,?,?) "
+                "ON CONFLICT (bucket) DO UPDATE SET objects=objects+excluded.objects, "
+                "bytes=bytes+excluded.bytes, upload_bytes=upload_bytes+excluded.upload_bytes",
+                [(bucket, *delta) for bucket, delta in self._usage.items()])
+            self._usage.clear()
+
+    def mark(self) -> dict[str, list[int]]:
+        """A copy of the pending in-memory state, taken with a SAVEPOINT."""
+        return {bucket: list(delta) for bucket, delta in self._usage.items()}
+
+    def restore(self, marked: dict[str, list[int]]) -> None:
+        """Return the pending in-memory state to a mark (on ROLLBACK TO the savepoint)."""
+        self._usage = marked
 
     def ref(self, segments: Iterable[tuple[int, bytes]]) -> None:
         """Count one more version linking each (os_id, object_id)."""

@@ -182,6 +182,7 @@ class GroupCommitWriter:
         for _, _, fn, fut, loop in writes:
             if isolated:
                 conn.execute("SAVEPOINT req")
+                marked = txn.mark()
             try:
                 value = fn(txn)
             except Exception as exc:
@@ -189,6 +190,7 @@ class GroupCommitWriter:
                     return None
                 conn.execute("ROLLBACK TO req")
                 conn.execute("RELEASE req")
+                txn.restore(marked)
                 out.append((fut, loop, False, exc))
                 continue
             if isolated:

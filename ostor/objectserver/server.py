@@ -30,11 +30,12 @@ from ostor.objectserver.layout import BLOCK_SIZES, MAX_BLOCK, pool_index, split_
 from ostor.objectserver.lock import (ObjectExistsError, ServiceMissingError, acquire_lock,
                                      release_lock)
 from ostor.objectserver.maintenance import MaintenanceMixin
-from ostor.objectserver.fileio import pread_exact
+from ostor.objectserver.fileio import allocate_range, pread_exact, start_writeback
 from ostor.objectserver.pool import BlockHeader, Pool
 from ostor.objectserver.types import CreateResult, Extent, ObjectServerConfig, ObjectStat
 
 SERVICE_FILE = "service"
+_WRITES_IN_FLIGHT = 2  # 8 MiB pieces being copied while the stream goes on
 _MAX_POOL = pool_index(MAX_BLOCK)
 
 
@@ -243,6 +244,7 @@ class ObjectServer(MaintenanceMixin):
             for block_size, used in split_sizes(len(tail)):
                 await self._write_piece(pool_index(block_size), view[pos:pos + used], written)
                 pos += used
+            await self._settle_writes(written)
             if not written:  # an empty object keeps one zero-length 4 KiB piece on disk
                 written.append([0, self._pools[0].allocate(), 0, 0, None])
             size = sum(w[2] for w in written)
@@ -254,7 +256,15 @@ class ObjectServer(MaintenanceMixin):
                 pool.set_used(block, True)
                 fds.add(pool.fd)
             await self.flusher.commit(fds)
-        except BaseException:
+        except BaseException as exc:
+            if not isinstance(exc, asyncio.CancelledError):
+                # A failed stream: let threaded piece writes finish so their blocks free now.
+                for record in written:
+                    if record[4] is not None and not record[4].done():
+                        try:
+                            await asyncio.wrap_future(record[4])
+                        except Exception:
+                            pass
             for pi, block, _, _, cfut in written:
                 self._release_when_done(self._pools[pi], block, cfut)
             raise
@@ -269,13 +279,23 @@ class ObjectServer(MaintenanceMixin):
         return CreateResult(oid, size)
 
     async def _write_full_pieces(self, parts: list, written: list[list]) -> tuple[list, int]:
-        joined = b"".join(parts)
+        joined = parts[0] if len(parts) == 1 else b"".join(parts)
         view, pos = memoryview(joined), 0
         while len(joined) - pos >= MAX_BLOCK:
-            await self._write_piece(_MAX_POOL, view[pos:pos + MAX_BLOCK], written)
+            # Not awaited: the next pieces keep arriving (and being hashed upstream)
+            # while this one is copied to the pool in an I/O thread.
+            await self._write_piece(_MAX_POOL, view[pos:pos + MAX_BLOCK], written, wait=False)
             pos += MAX_BLOCK
+        await self._settle_writes(written, keep=_WRITES_IN_FLIGHT)
         rest = joined[pos:]
         return ([rest] if rest else []), len(rest)
+
+    @staticmethod
+    async def _settle_writes(written: list[list], keep: int = 0) -> None:
+        """Wait for threaded piece writes until at most ``keep`` are still running."""
+        running = [record for record in written if record[4] is not None and record[3] is None]
+        for record in running[: max(0, len(running) - keep)]:
+            record[3] = await asyncio.wrap_future(record[4])
 
     def _release_when_done(self, pool: Pool, block: int, cfut: Future | None) -> None:
         """Free a reserved block, but only once no I/O thread still writes into it.
@@ -297,14 +317,15 @@ class ObjectServer(MaintenanceMixin):
 
         cfut.add_done_callback(later)
 
-    async def _write_piece(self, pi: int, data: memoryview, written: list[list]) -> None:
+    async def _write_piece(self, pi: int, data: memoryview, written: list[list], wait: bool = True) -> None:
         pool = self._pools[pi]
         block = pool.allocate()
-        record = [pi, block, len(data), 0, None]
+        record = [pi, block, len(data), None, None]  # crc stays None until the write is done
         written.append(record)  # before the write, so a failure releases the block
         if len(data) >= self.config.thread_io_from:
             record[4] = cfut = self._io.submit(_write_and_crc, pool, block, data)
-            record[3] = await asyncio.wrap_future(cfut)
+            if wait:
+                record[3] = await asyncio.wrap_future(cfut)
         else:
             pool.write_data(block, data)
             record[3] = zlib.crc32(data)
@@ -400,5 +421,10 @@ class ObjectServer(MaintenanceMixin):
 
 def _write_and_crc(pool: Pool, block: int, data: memoryview) -> int:
     # Runs in the I/O thread for big pieces: both the copy and the crc release the GIL.
+    offset = pool.data_offset(block)
+    # Allocating the extent in one call before writing is ~1.5x faster on ext4 than
+    # letting page-by-page delayed allocation find space for a fresh 8 MiB block.
+    allocate_range(pool.fd, offset, len(data))
     pool.write_data(block, data)
+    start_writeback(pool.fd, offset, len(data))
     return zlib.crc32(data)
