@@ -124,3 +124,53 @@ class GuardMissingError(StorageError):
 
 class ServiceStoppedError(StorageError):
     """A request reached a service that is stopping or stopped."""
+
+
+# --- Admin errors (ostor-s3-admin; users, keys, buckets). Not S3 protocol errors: the admin
+# --- socket sends them by class name and the tool maps them to messages and exit codes.
+
+class AdminError(OstorError):
+    """An admin request refused for a reason the administrator can fix."""
+
+
+class NoSuchUser(AdminError):
+    """No user has the given ID or e-mail."""
+
+
+class UserAlreadyExists(AdminError):
+    """A user with this e-mail already exists."""
+
+
+class AccessKeyLimitExceeded(AdminError):
+    """The user already has the maximum number of active access key pairs."""
+
+
+class NoSuchAccessKey(AdminError):
+    """The user has no access key with this ID."""
+
+
+class UserOwnsBuckets(AdminError):
+    """A user cannot be deleted while it owns buckets."""
+
+
+class InvalidAdminArgument(AdminError):
+    """A malformed argument (e-mail, user ID, access key ID) or a refused target."""
+
+
+class VolumeMismatch(AdminError):
+    """The -V volume ID does not match the volume in the data directory."""
+
+
+def admin_error_class(name: str) -> type[AdminError]:
+    """The AdminError subclass called ``name`` (KeyError for anything else)."""
+    cls = globals().get(name)
+    if isinstance(cls, type) and issubclass(cls, AdminError):
+        return cls
+    raise KeyError(name)
+
+
+def message_error_types() -> tuple[type[OstorError], ...]:
+    """Every error type that may cross a service boundary, in a stable order (for the codec)."""
+    s3 = tuple(_CATALOGUE[code] for code in sorted(_CATALOGUE))
+    return s3 + (OstorError, S3Error, StorageError, CorruptStoreError, ObjectNotFoundError,
+                 TruncatedStreamError, GuardMissingError, ServiceStoppedError)

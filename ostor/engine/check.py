@@ -56,7 +56,7 @@ async def check_volume(services: LocalServices) -> CheckReport:
     report = CheckReport()
     expected: dict[tuple[int, bytes], object] = {}
     pending: set[tuple[int, bytes]] = set()
-    for ns in services.name_servers.values():
+    for ns in services.local_name_servers.values():
         for ref in await ns.inventory():
             if ref.os_id == NO_DATA_OS_ID:
                 continue
@@ -71,7 +71,7 @@ async def check_volume(services: LocalServices) -> CheckReport:
             expected[ident] = ref
     report.pending = len(pending)
     for (os_id, object_id), ref in expected.items():
-        server = services.object_servers.get(os_id)
+        server = services.local_object_servers.get(os_id)
         if server is None:
             report.damaged.append(f"{ref.where}: object server {format_id(os_id)} does not exist")
         elif object_id not in server:
@@ -81,7 +81,7 @@ async def check_volume(services: LocalServices) -> CheckReport:
             if ref.size is not None and size != ref.size:
                 report.damaged.append(f"{ref.where}: object {object_id.hex()} holds {size} bytes, "
                                       f"name says {ref.size}")
-    for os_id, server in services.object_servers.items():
+    for os_id, server in services.local_object_servers.items():
         verify = server.verify()
         report.pools[format_id(os_id)] = verify.pools
         report.damaged += [f"object {damage.object_id.hex()} on {format_id(os_id)}: {damage.reason}"

@@ -77,9 +77,15 @@ class ObjectReader:
         if len(slices) == 1:
             piece = slices[0]
             server = self.object_server(piece.segment.os_id)
-            with server.open_read(piece.segment.object_id, piece.offset, piece.length) as handle:
-                return handle.read()
+            if hasattr(server, "open_read"):  # a service in this process: one pinned pread
+                with server.open_read(piece.segment.object_id, piece.offset, piece.length) as handle:
+                    return handle.read()
         return b"".join([bytes(chunk) async for chunk in self.frames()])
+
+    @property
+    def supports_extents(self) -> bool:
+        """Whether every covered object server is in this process (so open_extents works)."""
+        return all(hasattr(self.object_server(p.segment.os_id), "open_read") for p in self.slices)
 
     @contextlib.contextmanager
     def open_extents(self) -> Iterator[list]:

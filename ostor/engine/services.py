@@ -40,16 +40,27 @@ class ServiceConfig:
     os_count: int = 4
     name_server: NameServerConfig | None = None
     object_server: ObjectServerConfig | None = None
+    #: Reach every service through the message protocol (encoded requests and frames)
+    #: instead of direct calls: what a socket transport carries, run in this process.
+    messages: bool = False
 
 
 @dataclass
 class LocalServices:
-    """Name and object servers of one volume, keyed by service ID."""
+    """Name and object servers of one volume, keyed by service ID.
+
+    ``name_servers``/``object_servers`` are what the engine talks to (the
+    services themselves, or message clients of them); ``local_name_servers``/
+    ``local_object_servers`` are the service objects this process runs (for
+    starting, closing and checking them).
+    """
 
     layout: VolumeLayout | None
     placement: Placement
     name_servers: dict[int, Any]
     object_servers: dict[int, Any]
+    local_name_servers: dict[int, Any] = field(default_factory=dict)
+    local_object_servers: dict[int, Any] = field(default_factory=dict)
     _started: bool = field(default=False, repr=False)
     _flusher: GroupCommit | None = field(default=None, repr=False)
     _writer_thread: WriterThread | None = field(default=None, repr=False)
@@ -93,15 +104,16 @@ class LocalServices:
         services._writer_thread = WriterThread("ns-writer")
         try:
             for os_id in layout.object_servers:
-                services.object_servers[os_id] = await ObjectServer.open(
+                services.local_object_servers[os_id] = await ObjectServer.open(
                     layout.service_dir(os_id), os_id, os_config, flusher=services._flusher)
             for ns_id in layout.name_servers:
-                services.name_servers[ns_id] = await NameServer.open(
+                services.local_name_servers[ns_id] = await NameServer.open(
                     layout.service_dir(ns_id), ns_id, services.object_server, config.name_server,
                     writer_thread=services._writer_thread)
         except BaseException:
             await services.close()
             raise
+        services._expose(config.messages)
         return services
 
     @classmethod
@@ -113,28 +125,42 @@ class LocalServices:
         layout = VolumeLayout.new(Path("/nonexistent"), ns_count, os_count)
         services = cls(None, Placement(layout.name_servers, layout.object_servers), {}, {})
         for os_id in layout.object_servers:
-            services.object_servers[os_id] = MemoryObjectServer(os_id)
+            services.local_object_servers[os_id] = MemoryObjectServer(os_id)
         for ns_id in layout.name_servers:
-            services.name_servers[ns_id] = MemoryNameServer(ns_id, services.object_server)
+            services.local_name_servers[ns_id] = MemoryNameServer(ns_id, services.object_server)
+        services._expose(messages=False)
         return services
+
+    def _expose(self, messages: bool) -> None:
+        """Give the engine the services, or message clients of them."""
+        if messages:
+            from ostor.engine.transport import name_server_client, object_server_client, service_codec
+
+            codec = service_codec()
+            self.object_servers = {i: object_server_client(s, codec) for i, s in self.local_object_servers.items()}
+            self.name_servers = {i: name_server_client(s, codec) for i, s in self.local_name_servers.items()}
+        else:
+            self.object_servers = dict(self.local_object_servers)
+            self.name_servers = dict(self.local_name_servers)
 
     async def start(self) -> None:
         """Start every service's background workers (GC, guard expiry, defragmentation)."""
-        for service in (*self.object_servers.values(), *self.name_servers.values()):
+        for service in (*self.local_object_servers.values(), *self.local_name_servers.values()):
             await service.start()
         self._started = True
 
     async def close(self) -> None:
         """Stop workers and close every service (name servers first: their GC calls object servers)."""
-        for service in (*self.name_servers.values(), *self.object_servers.values()):
+        for service in (*self.local_name_servers.values(), *self.local_object_servers.values()):
             close = getattr(service, "close", None)
             if close is not None:
                 try:
                     await close()
                 except Exception:  # close the rest even if one fails
                     pass
-        self.name_servers.clear()
-        self.object_servers.clear()
+        for services in (self.name_servers, self.object_servers,
+                         self.local_name_servers, self.local_object_servers):
+            services.clear()
         if self._writer_thread is not None:
             await asyncio.to_thread(self._writer_thread.stop)
             self._writer_thread = None

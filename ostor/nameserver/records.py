@@ -91,6 +91,9 @@ class BucketRecord:
     #: Bumped on every change, so cached copies can tell they are stale (seed, "Data Caching").
     epoch: int = 0
 
+    def __post_init__(self) -> None:
+        self.versioning = Versioning(self.versioning)
+
 
 @dataclass(slots=True)
 class UploadRecord:
