@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 DATA ?= ./data
 
-.PHONY: run test bench-engine lint clean venv debian-deps
+.PHONY: run test bench bench-engine lint clean venv debian-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ run: $(STAMP)
 test: $(TEST_STAMP) debian-deps
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q -ra tests
+
+bench: $(TEST_STAMP) debian-deps
+	$(PY) benchmarks/gateway_bench.py
 
 bench-engine: $(STAMP)
 	$(PY) benchmarks/engine_bench.py

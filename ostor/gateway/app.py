@@ -22,6 +22,7 @@ from ostor.gateway.auth.sigv4 import RequestParts, authenticate, parse_query
 from ostor.gateway.body import RequestBody
 from ostor.gateway.context import GatewayConfig, RequestContext
 from ostor.gateway.router import Level, Operation, resolve
+from ostor.gateway.stats import REQUEST_KEY as STATS_KEY
 from ostor.gateway.users import UserStore
 from ostor.gateway.xmlio import document, element, sub
 
@@ -36,15 +37,24 @@ def _decode(raw: str) -> str:
         raise InvalidArgument("The request path is not valid percent-encoded UTF-8.") from None
 
 
+def virtual_host_bucket(host: str, domain: str | None) -> str | None:
+    """The bucket a ``Host: bucket.DOMAIN[:port]`` names (None: path style)."""
+    if not domain or not host:
+        return None
+    hostname = host if host.endswith("]") else host.rsplit(":", 1)[0]
+    hostname = hostname.lower().rstrip(".")
+    if hostname.endswith("." + domain.lower()):
+        return hostname[: -len(domain) - 1] or None
+    return None
+
+
 def parse_target(raw_path: str, host: str, domain: str | None) -> tuple[str | None, str | None]:
     """Bucket and key from the raw path ('+' stays '+'), virtual-host style when Host is bucket.DOMAIN."""
     path = raw_path.split("?", 1)[0]
-    if domain:
-        hostname = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-        if hostname.endswith("." + domain):
-            bucket = hostname[: -len(domain) - 1]
-            key = _decode(path[1:]) if len(path) > 1 else None
-            return bucket, key or None
+    bucket = virtual_host_bucket(host, domain)
+    if bucket is not None:
+        key = _decode(path[1:]) if len(path) > 1 else None
+        return bucket, key or None
     bucket, _, key = path[1:].partition("/")
     if not bucket:
         return None, None
@@ -106,8 +116,11 @@ class Gateway:
             bucket, key = parse_target(raw_path, request.host, self.config.domain)
             resource = "/" + "/".join(p for p in (bucket, key) if p is not None)
             operation = self._operation(request.method, bucket, key, raw_query, request)
-            auth = authenticate(RequestParts(request.method, path, raw_query, request.headers),
+            request[STATS_KEY] = ("", bucket, operation.name)  # statistics (ostor.gateway.stats)
+            vhost = virtual_host_bucket(request.host, self.config.domain)
+            auth = authenticate(RequestParts(request.method, path, raw_query, request.headers, vhost),
                                 self.users.lookup, time.time())
+            request[STATS_KEY] = (auth.user.user_id if auth.user else "", bucket, operation.name)
             ctx = RequestContext(request, self.engine, self.config, request_id, bucket, key,
                                  dict(parse_query(raw_query)), auth, RequestBody(request, auth))
             await self._authorise(ctx, operation)

@@ -72,6 +72,7 @@ HEAD_OBJECT = _op("HeadObject", "s3:GetObject", objects.head_object)
 DELETE_OBJECT = _op("DeleteObject", "s3:DeleteObject", objects.delete_object)
 CREATE_UPLOAD = _op("CreateMultipartUpload", "s3:PutObject", multipart.create_upload)
 UPLOAD_PART = _op("UploadPart", "s3:PutObject", multipart.upload_part)
+UPLOAD_PART_COPY = _op("UploadPartCopy", "s3:PutObject", multipart.upload_part_copy)
 COMPLETE_UPLOAD = _op("CompleteMultipartUpload", "s3:PutObject", multipart.complete_upload)
 ABORT_UPLOAD = _op("AbortMultipartUpload", "s3:AbortMultipartUpload", multipart.abort_upload)
 LIST_PARTS = _op("ListParts", "s3:ListMultipartUploadParts", multipart.list_parts)
@@ -94,6 +95,7 @@ ROUTES: tuple[Route, ...] = (
     Route("DELETE", _O, frozenset(), DELETE_OBJECT),
     Route("POST", _O, frozenset({"uploads"}), CREATE_UPLOAD),
     Route("PUT", _O, frozenset({"partNumber", "uploadId"}), UPLOAD_PART),
+    Route("PUT", _O, frozenset({"partNumber", "uploadId"}), UPLOAD_PART_COPY, header="x-amz-copy-source"),
     Route("POST", _O, frozenset({"uploadId"}), COMPLETE_UPLOAD),
     Route("DELETE", _O, frozenset({"uploadId"}), ABORT_UPLOAD),
     Route("GET", _O, frozenset({"uploadId"}), LIST_PARTS),

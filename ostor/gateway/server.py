@@ -12,6 +12,7 @@ from pathlib import Path
 from aiohttp import web
 
 from ostor.gateway.app import Gateway
+from ostor.gateway.adminapi import start_admin
 from ostor.gateway.context import GatewayConfig
 from ostor.gateway.users import UserStore
 
@@ -61,11 +62,15 @@ async def serve(options: ServerOptions, say: Callable[[str], None] = print) -> N
     data_dir = Path(options.data_dir)
     engine = await Engine.open(data_dir)
     runner = None
+    users = admin = None
     try:
-        users = UserStore.load(data_dir / "gateway" / "users.json")
-        _, access_key, secret = users.ensure_admin(os.environ.get(ENV_ACCESS_KEY), os.environ.get(ENV_SECRET_KEY))
+        users = await UserStore.open(engine, data_dir)
+        _, access_key, secret = await users.ensure_admin(os.environ.get(ENV_ACCESS_KEY),
+                                                         os.environ.get(ENV_SECRET_KEY))
+        users.start_refresh()
+        admin = await start_admin(engine, users, data_dir)  # statistics + DATA_DIR/admin.sock
         gateway = Gateway(engine, users, GatewayConfig(region=options.region, domain=options.domain))
-        runner = web.AppRunner(gateway.app(), access_log=None, handle_signals=False)
+        runner = web.AppRunner(gateway.app(), handle_signals=False, **admin.access_log_options())
         await runner.setup()
         site = web.TCPSite(runner, options.host, options.port, reuse_address=True, shutdown_timeout=10)
         await site.start()
@@ -81,6 +86,10 @@ async def serve(options: ServerOptions, say: Callable[[str], None] = print) -> N
     finally:
         if runner is not None:
             await runner.cleanup()
+        if admin is not None:
+            await admin.stop()
+        if users is not None:
+            await users.stop_refresh()
         await engine.close()
 
 

@@ -8,6 +8,7 @@ entity expansion and external entity attacks.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import re
 import xml.etree.ElementTree as ET
 from typing import Any
@@ -74,5 +75,10 @@ def iso_time(ns: int) -> str:
 
 def http_time(ns: int) -> str:
     """An engine timestamp (ns) as an HTTP date (Last-Modified)."""
-    moment = _dt.datetime.fromtimestamp(ns // 1_000_000_000, _dt.timezone.utc)
-    return moment.strftime("%a, %d %b %Y %H:%M:%S GMT")
+    return _http_time(ns // 1_000_000_000)
+
+
+@functools.lru_cache(maxsize=4096)
+def _http_time(seconds: int) -> str:
+    # Cached: objects written in the same second share the string (strftime is slow on hot GETs).
+    return _dt.datetime.fromtimestamp(seconds, _dt.timezone.utc).strftime("%a, %d %b %Y %H:%M:%S GMT")

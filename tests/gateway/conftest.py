@@ -19,6 +19,8 @@ from botocore.config import Config  # noqa: E402
 
 ACCESS_KEY = "OSTORTESTADMIN00KEY1"
 SECRET_KEY = "ostor-test-secret-0123456789abcdefghijkl"
+#: The session server's virtual-host domain (requests with Host: BUCKET.DOMAIN).
+DOMAIN = "s3.example.com"
 
 
 def free_port() -> int:
@@ -30,8 +32,9 @@ def free_port() -> int:
 class ServerProcess:
     """An `ostor server` child process; stopped by its PID only."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *args: str) -> None:
         self.data_dir = data_dir
+        self.args = args
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
@@ -40,7 +43,8 @@ class ServerProcess:
         env = dict(os.environ, OSTOR_ROOT_ACCESS_KEY=ACCESS_KEY, OSTOR_ROOT_SECRET_KEY=SECRET_KEY)
         self.log = open(self.data_dir.parent / f"server-{self.port}.log", "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ostor.cli", "server", str(self.data_dir), "--address", f"127.0.0.1:{self.port}"],
+            [sys.executable, "-m", "ostor.cli", "server", str(self.data_dir), "--address", f"127.0.0.1:{self.port}",
+             *self.args],
             env=env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -68,14 +72,15 @@ class ServerProcess:
 
 
 def make_client(endpoint: str, access_key: str = ACCESS_KEY, secret: str = SECRET_KEY, **config):
+    options = {"signature_version": "s3v4", "s3": {"addressing_style": "path"}, "retries": {"max_attempts": 1},
+               **config}
     return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=access_key,
-                        aws_secret_access_key=secret, region_name="us-east-1",
-                        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}, retries={"max_attempts": 1}, **config))
+                        aws_secret_access_key=secret, region_name="us-east-1", config=Config(**options))
 
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
-    proc = ServerProcess(tmp_path_factory.mktemp("ostor") / "data").start()
+    proc = ServerProcess(tmp_path_factory.mktemp("ostor") / "data", "--domain", DOMAIN).start()
     yield proc
     proc.stop()
 

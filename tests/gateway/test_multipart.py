@@ -55,3 +55,30 @@ def test_abort_and_errors(s3, bucket):
         s3.complete_multipart_upload(Bucket=bucket, Key="small", UploadId=upload_id, MultipartUpload={
             "Parts": [{"PartNumber": 1, "ETag": p1["ETag"]}, {"PartNumber": 2, "ETag": p2["ETag"]}]})
     assert err.value.response["Error"]["Code"] == "EntityTooSmall"
+
+
+def test_upload_part_copy(s3, bucket):
+    import os as _os
+
+    source = _os.urandom(6 * 1024 * 1024 + 11)
+    s3.put_object(Bucket=bucket, Key="src obj+1", Body=source)
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="assembled")["UploadId"]
+    first = s3.upload_part_copy(Bucket=bucket, Key="assembled", UploadId=upload, PartNumber=1,
+                                CopySource={"Bucket": bucket, "Key": "src obj+1"},
+                                CopySourceRange=f"bytes=0-{5 * 1024 * 1024 - 1}")
+    second = s3.upload_part_copy(Bucket=bucket, Key="assembled", UploadId=upload, PartNumber=2,
+                                 CopySource={"Bucket": bucket, "Key": "src obj+1"})
+    s3.complete_multipart_upload(Bucket=bucket, Key="assembled", UploadId=upload, MultipartUpload={"Parts": [
+        {"PartNumber": 1, "ETag": first["CopyPartResult"]["ETag"]},
+        {"PartNumber": 2, "ETag": second["CopyPartResult"]["ETag"]}]})
+    body = s3.get_object(Bucket=bucket, Key="assembled")["Body"].read()
+    assert body == source[:5 * 1024 * 1024] + source
+    import pytest as _pytest
+    from botocore.exceptions import ClientError as _ClientError
+
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="bad")["UploadId"]
+    with _pytest.raises(_ClientError) as err:
+        s3.upload_part_copy(Bucket=bucket, Key="bad", UploadId=upload, PartNumber=1,
+                            CopySource={"Bucket": bucket, "Key": "src obj+1"}, CopySourceRange="bytes=5-1")
+    assert err.value.response["Error"]["Code"] == "InvalidRange"
+    s3.abort_multipart_upload(Bucket=bucket, Key="bad", UploadId=upload)

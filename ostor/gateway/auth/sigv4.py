@@ -68,6 +68,7 @@ class RequestParts:
     raw_path: str  # as sent, percent-encoded, without the query string
     raw_query: str
     headers: object  # case-insensitive multidict with getall()
+    vhost_bucket: str | None = None  # the bucket named by Host (virtual-hosted style); SigV2 signs it
 
 
 @functools.lru_cache(maxsize=256)
@@ -114,6 +115,7 @@ def _uri_candidates(raw_path: str) -> list[str]:
     return [raw_path] if strict == raw_path else [raw_path, strict]
 
 
+@functools.lru_cache(maxsize=1024)
 def _parse_time(amz_date: str) -> _dt.datetime:
     try:
         return _dt.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=_dt.timezone.utc)
@@ -139,19 +141,38 @@ def _header_date(headers: object) -> str:
     return parsed.strftime("%Y%m%dT%H%M%SZ")
 
 
-def _check_skew(moment: _dt.datetime, now: float) -> None:
-    if abs(moment.timestamp() - now) > MAX_SKEW_SECONDS:
-        raise RequestTimeTooSkewed(RequestTime=moment.strftime("%Y%m%dT%H%M%SZ"), ServerTime=_amz_time(now),
+def check_skew(moment: float, now: float) -> None:
+    """RequestTimeTooSkewed when the request time is more than 15 minutes from the server's."""
+    if abs(moment - now) > MAX_SKEW_SECONDS:
+        raise RequestTimeTooSkewed(RequestTime=_amz_time(moment), ServerTime=_amz_time(now),
                                    MaxAllowedSkewMilliseconds=str(MAX_SKEW_SECONDS * 1000))
 
 
-def _parse_credential(credential: str, error: type) -> tuple[str, str, str, str]:
+def to_bytes_hex(text: str) -> str:
+    """The ``StringToSignBytes`` form S3 puts in SignatureDoesNotMatch: hex bytes separated by spaces."""
+    return " ".join(f"{byte:02x}" for byte in text.encode("utf-8", "surrogateescape"))
+
+
+def _parse_credential(credential: str, error: type, header: bool) -> tuple[str, str, str, str]:
+    """Split ``AKID/YYYYMMDD/REGION/s3/aws4_request``; ``error`` (with S3's wording) when it is not that.
+
+    Any region is accepted (one ostor endpoint serves whatever region a client was configured for),
+    but it must be present.
+    """
+    lead = "The authorization header is malformed;" if header else "Error parsing the X-Amz-Credential parameter;"
     parts = credential.split("/")
-    if len(parts) != 5 or parts[4] != "aws4_request":
-        raise error(f"Error parsing the X-Amz-Credential parameter; the Credential is mal-formed; "
-                    f"expecting \"<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request\".")
+    if len(parts) != 5 or not parts[0]:
+        raise error(f"{lead} the Credential is mal-formed; expecting "
+                    f"\"<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request\".")
+    if parts[4] != "aws4_request":
+        raise error(f"{lead} incorrect terminal \"{parts[4]}\". This endpoint uses \"aws4_request\".")
     if parts[3] != "s3":
-        raise error(f"Error parsing the Credential; incorrect service \"{parts[3]}\". This endpoint belongs to \"s3\".")
+        raise error(f"{lead} incorrect service \"{parts[3]}\". This endpoint belongs to \"s3\".")
+    if not parts[2]:
+        raise error(f"{lead} the region '' is wrong; expecting a region such as 'us-east-1'", Region="")
+    if len(parts[1]) != 8 or not parts[1].isdigit():
+        raise error(f"{lead} incorrect date format \"{parts[1]}\". This date in the credential must be "
+                    f"in the format \"yyyyMMdd\".")
     return parts[0], parts[1], parts[2], parts[3]
 
 
@@ -178,21 +199,28 @@ def _verify(parts: RequestParts, lookup: KeyLookup, access_key: str, date: str, 
         attempts.append((request, string_to_sign))
     request, string_to_sign = attempts[0]
     raise SignatureDoesNotMatch(AWSAccessKeyId=access_key, StringToSign=string_to_sign,
-                                SignatureProvided=signature, CanonicalRequest=request)
+                                SignatureProvided=signature, StringToSignBytes=to_bytes_hex(string_to_sign),
+                                CanonicalRequest=request, CanonicalRequestBytes=to_bytes_hex(request))
 
 
 def authenticate(parts: RequestParts, lookup: KeyLookup, now: float) -> AuthResult:
     """Verify the request's signature; anonymous requests get ``user=None`` (authorisation denies them)."""
+    from ostor.gateway.auth import sigv2  # SigV2 builds on this module's types
+
     authorization = parts.headers.get("authorization")  # type: ignore[attr-defined]
-    if authorization:
-        return _authenticate_header(parts, authorization, lookup, now)
     pairs = parse_query(parts.raw_query)
     query = dict(pairs)
-    if "X-Amz-Algorithm" in query:
+    if authorization:
+        if authorization.startswith("AWS "):
+            return sigv2.authenticate_header(parts, authorization, lookup, now)
+        return _authenticate_header(parts, authorization, lookup, now)
+    if "X-Amz-Algorithm" in query or "X-Amz-Credential" in query:
         return _authenticate_presigned(parts, pairs, query, lookup, now)
     if "Signature" in query and "AWSAccessKeyId" in query:
-        raise InvalidRequest("The authorization mechanism you have provided is not supported. "
-                             "Please use AWS4-HMAC-SHA256.")
+        return sigv2.authenticate_query(parts, query, lookup, now)
+    if "AWSAccessKeyId" in query:
+        raise AccessDenied("Query-string authentication requires the Signature, Expires and "
+                           "AWSAccessKeyId parameters")
     return AuthResult(None, None, UNSIGNED)
 
 
@@ -200,8 +228,8 @@ def _authenticate_header(parts: RequestParts, authorization: str, lookup: KeyLoo
                          now: float) -> AuthResult:
     algorithm, _, rest = authorization.strip().partition(" ")
     if algorithm != ALGORITHM:
-        raise InvalidRequest("The authorization mechanism you have provided is not supported. "
-                             "Please use AWS4-HMAC-SHA256.")
+        raise InvalidArgument("Unsupported Authorization Type", ArgumentName="Authorization",
+                              ArgumentValue=authorization)
     fields = {}
     for item in rest.split(","):
         name, _, value = item.strip().partition("=")
@@ -211,11 +239,12 @@ def _authenticate_header(parts: RequestParts, authorization: str, lookup: KeyLoo
     except KeyError:
         raise AuthorizationHeaderMalformed("The authorization header is malformed; it must contain "
                                            "Credential, SignedHeaders and Signature.") from None
-    access_key, date, region, _ = _parse_credential(credential, AuthorizationHeaderMalformed)
+    access_key, date, region, _ = _parse_credential(credential, AuthorizationHeaderMalformed, True)
     amz_date = _header_date(parts.headers)
-    _check_skew(_parse_time(amz_date), now)
+    check_skew(_parse_time(amz_date).timestamp(), now)
     if amz_date[:8] != date:
-        raise SignatureDoesNotMatch("The credential date does not match the request date.")
+        raise AuthorizationHeaderMalformed(f"The authorization header is malformed; Invalid credential date "
+                                           f"\"{date}\". This date is not the same as X-Amz-Date: \"{amz_date[:8]}\".")
     payload_hash = parts.headers.get("x-amz-content-sha256")  # type: ignore[attr-defined]
     if payload_hash is None:
         raise InvalidRequest("Missing required header for this request: x-amz-content-sha256")
@@ -243,7 +272,7 @@ def _authenticate_presigned(parts: RequestParts, pairs: list[tuple[str, str]], q
         raise AuthorizationQueryParametersError(
             "Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, "
             "X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters.") from None
-    access_key, date, region, _ = _parse_credential(credential, AuthorizationQueryParametersError)
+    access_key, date, region, _ = _parse_credential(credential, AuthorizationQueryParametersError, False)
     try:
         expires = int(expires_text)
     except ValueError:
@@ -254,6 +283,9 @@ def _authenticate_presigned(parts: RequestParts, pairs: list[tuple[str, str]], q
         raise AuthorizationQueryParametersError(
             "X-Amz-Expires must be less than a week (in seconds) that is 604800")
     moment = _parse_time(amz_date)
+    if amz_date[:8] != date:
+        raise AuthorizationQueryParametersError(f"Invalid credential date \"{date}\". This date is not the "
+                                                f"same as X-Amz-Date: \"{amz_date[:8]}\".")
     if moment.timestamp() - now > MAX_SKEW_SECONDS:
         raise AccessDenied("Request is not valid yet")
     if now > moment.timestamp() + expires:

@@ -7,7 +7,7 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from ostor.common.errors import InvalidArgument, InvalidRequest, MalformedXML, NoSuchKey, S3Error
+from ostor.common.errors import AccessDenied, InvalidArgument, InvalidRequest, MalformedXML, NoSuchKey, S3Error
 from ostor.gateway.body import MAX_OBJECT_SIZE
 from ostor.gateway.context import RequestContext, xml_response
 from ostor.gateway.handlers.common import (
@@ -38,6 +38,15 @@ def parse_copy_source(header: str) -> tuple[str, str, str | None]:
     return bucket, key, version
 
 
+async def check_source_access(ctx: RequestContext, bucket: str) -> None:
+    """The requester must be allowed to read the copy source too (owner-only until ACLs/policies)."""
+    user = ctx.user
+    if user is not None and user.admin:
+        return
+    if user is None or (await ctx.engine.get_bucket(bucket)).owner != user.user_id:
+        raise AccessDenied()
+
+
 async def copy_object(ctx: RequestContext) -> web.StreamResponse:
     """CopyObject: metadata directive COPY or REPLACE; onto itself only with REPLACE."""
     src_bucket, src_key, src_version = parse_copy_source(ctx.headers["x-amz-copy-source"])
@@ -50,6 +59,7 @@ async def copy_object(ctx: RequestContext) -> web.StreamResponse:
         raise InvalidRequest("This copy request is illegal because it is trying to copy an object to itself "
                              "without changing the object's metadata, storage class, website redirect "
                              "location or encryption attributes.")
+    await check_source_access(ctx, src_bucket)
     source = await ctx.engine.head_object(src_bucket, src_key, src_version)
     check_read_conditions(ctx.headers, source, prefix="x-amz-copy-source-if-")
     if source.size > MAX_OBJECT_SIZE:

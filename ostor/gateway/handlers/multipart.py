@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
+import re
 
 from aiohttp import web
 
-from ostor.common.errors import InvalidArgument, InvalidPart, InvalidRequest, MalformedXML
+from ostor.common.errors import (
+    InvalidArgument, InvalidPart, InvalidRange, InvalidRequest, MalformedXML,
+)
 from ostor.gateway import checksums
 from ostor.gateway.context import RequestContext, xml_response
+from ostor.gateway.handlers.batch import check_source_access, parse_copy_source
 from ostor.gateway.handlers.buckets import owner_element
 from ostor.gateway.handlers.common import (
-    checksum_headers, metadata_from, storage_class_from, stored_headers_from, write_condition,
+    check_read_conditions, checksum_headers, metadata_from, storage_class_from, stored_headers_from, write_condition,
 )
 from ostor.gateway.xmlio import child_text, document, element, iso_time, parse, sub
-from ostor.nameserver.records import ObjectRecord
+from ostor.nameserver.records import NULL_VERSION, ObjectRecord
 
 MAX_PART_SIZE = 5 * 1024 ** 3
 MAX_LISTED = 1000
+_COPY_RANGE = re.compile(r"^bytes=(\d+)-(\d+)$")
 
 
 def _int_param(ctx: RequestContext, name: str, default: int) -> int:
@@ -62,6 +68,38 @@ async def upload_part(ctx: RequestContext) -> web.StreamResponse:
                                         ctx.body.stream(), checksums=ctx.body.computed)
     headers = {"ETag": part.etag, **checksum_headers(part.checksums, None)}
     return web.Response(status=200, headers=headers)
+
+
+async def upload_part_copy(ctx: RequestContext) -> web.StreamResponse:
+    """UploadPartCopy: a part made of (a range of) an existing object, read through the engine."""
+    src_bucket, src_key, src_version = parse_copy_source(ctx.headers["x-amz-copy-source"])
+    number = _int_param(ctx, "partNumber", 0)
+    await ctx.engine.get_upload(ctx.bucket, ctx.key, ctx.query["uploadId"])
+    await check_source_access(ctx, src_bucket)
+    reader = await ctx.engine.get_object(src_bucket, src_key, src_version)
+    check_read_conditions(ctx.headers, reader.record, prefix="x-amz-copy-source-if-")
+    text = ctx.headers.get("x-amz-copy-source-range")
+    if text is not None:
+        found = _COPY_RANGE.match(text.strip())
+        if found is None:
+            raise InvalidArgument("The x-amz-copy-source-range value must be of the form bytes=first-last "
+                                  "where first and last are the zero-based offsets of the first and last "
+                                  "bytes to copy", ArgumentName="x-amz-copy-source-range", ArgumentValue=text)
+        first, last = int(found.group(1)), int(found.group(2))
+        if first > last or last >= reader.record.size:
+            raise InvalidRange(ActualObjectSize=str(reader.record.size), RangeRequested=text)
+        reader = dataclasses.replace(reader, start=first, length=last - first + 1, partial=True)
+    if reader.length > MAX_PART_SIZE:
+        raise InvalidRequest("The specified copy source is larger than the maximum allowable size for a "
+                             f"copy source: {MAX_PART_SIZE}")
+    part = await ctx.engine.upload_part(ctx.bucket, ctx.key, ctx.query["uploadId"], number, reader.frames())
+    root = element("CopyPartResult")
+    sub(root, "LastModified", iso_time(part.last_modified_ns))
+    sub(root, "ETag", part.etag)
+    headers = {}
+    if reader.record.version_id and reader.record.version_id != NULL_VERSION:
+        headers["x-amz-copy-source-version-id"] = reader.record.version_id
+    return xml_response(document(root), headers=headers)
 
 
 def _composite(algorithm: str, parts) -> str | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from aiohttp import web
 
 from ostor.common.errors import InvalidRange, InvalidRequest, NoSuchKey
@@ -11,6 +13,7 @@ from ostor.gateway.handlers.common import (
     RESPONSE_OVERRIDES, check_read_conditions, checksum_headers, metadata_from, object_headers,
     parse_range, storage_class_from, stored_headers_from, write_condition,
 )
+from ostor.gateway.zerocopy import SENDFILE_MIN_BYTES, plain_socket, send_extents
 from ostor.nameserver.records import NULL_VERSION
 
 
@@ -44,29 +47,46 @@ def _overrides(ctx: RequestContext) -> dict[str, str]:
 
 
 async def get_object(ctx: RequestContext) -> web.StreamResponse:
-    """GetObject: conditions, a single range (206), response-* overrides, streamed body."""
+    """GetObject: conditions (before the range, as RFC 9110 orders them), a single range (206),
+    response-* overrides; large plain-HTTP bodies go out with sendfile."""
     overrides = _overrides(ctx)
-    reader = await ctx.engine.get_object(ctx.bucket, ctx.key, _version(ctx), parse_range(ctx.headers.get("range")))
+    reader = await ctx.engine.get_object(ctx.bucket, ctx.key, _version(ctx))
     record = reader.record
     not_modified = check_read_conditions(ctx.headers, record)
     if not_modified is not None:
         return not_modified
+    byte_range = parse_range(ctx.headers.get("range"))
+    if byte_range is not None:
+        resolved = byte_range.resolve(record.size)
+        if resolved is None:
+            raise InvalidRange(ActualObjectSize=str(record.size), RangeRequested=ctx.headers["range"])
+        reader = dataclasses.replace(reader, start=resolved[0], length=resolved[1], partial=True)
     checksum_mode = ctx.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED" and not reader.partial
     headers = object_headers(record, checksum_mode)
     if reader.partial:
         last = reader.start + reader.length - 1
         headers["Content-Range"] = f"bytes {reader.start}-{last}/{record.size}"
     headers.update(overrides)
-    response = web.StreamResponse(status=206 if reader.partial else 200, headers=headers)
+    status = 206 if reader.partial else 200
+    if reader.length < SENDFILE_MIN_BYTES:
+        # Small bodies: one pread and one response write (headers and body in a single send).
+        return web.Response(status=status, headers=headers, body=await reader.read())
+    response = web.StreamResponse(status=status, headers=headers)
     response.content_length = reader.length
-    await response.prepare(ctx.request)
-    await send_body(response, reader)
+    writer = await response.prepare(ctx.request)
+    await send_body(ctx.request, response, writer, reader)
     await response.write_eof()
     return response
 
 
-async def send_body(response: web.StreamResponse, reader) -> None:
-    """Write the object's bytes with back-pressure (each write waits for the socket to drain)."""
+async def send_body(request: web.Request, response: web.StreamResponse, writer, reader) -> None:
+    """Write the object's bytes: sendfile from the pinned pool-file extents when the range is large and
+    the connection is plain, else frame by frame with back-pressure (each write waits for the socket)."""
+    if reader.length >= SENDFILE_MIN_BYTES and plain_socket(request) is not None:
+        with reader.open_extents() as extents:
+            if sum(e.length for e in extents) == reader.length:
+                await send_extents(request, writer, extents)
+                return
     async for frame in reader.frames():
         await response.write(frame)
 

@@ -1,0 +1,104 @@
+"""Sending object bytes from pool files to the client socket with os.sendfile (no copy through Python).
+
+uvloop has no ``loop.sendfile`` for transports, so this does what asyncio's
+native path does: flush what aiohttp buffered (the status line and headers),
+then call ``os.sendfile`` on the socket until every extent is sent, waiting
+for writability between calls. It works on a ``dup`` of the socket: if the
+client goes away and the transport closes its descriptor meanwhile, the
+number cannot be reused under us for another file. TLS transports (and
+anything without a real socket) keep the framed path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from aiohttp import web
+
+#: Below this size the framed path is as fast and needs no descriptor juggling.
+SENDFILE_MIN_BYTES = 256 * 1024
+
+
+def plain_socket(request: web.Request) -> Any | None:
+    """The request's socket when zero-copy is possible (plain TCP/Unix, no TLS), else None."""
+    transport = request.transport
+    if transport is None or transport.is_closing() or transport.get_extra_info("sslcontext") is not None:
+        return None
+    sock = transport.get_extra_info("socket")
+    if sock is None or not hasattr(sock, "fileno"):
+        return None
+    return sock
+
+
+async def _flush(request: web.Request, writer: Any) -> None:
+    """Wait until aiohttp's and the transport's buffers are empty (headers on the wire)."""
+    transport = request.transport
+    if hasattr(writer, "send_headers"):
+        writer.send_headers()
+    if not transport.get_write_buffer_size():
+        return
+    # With a high-water mark of 0 the protocol pauses on any buffered byte and resumes
+    # only once the buffer is empty; aiohttp's drain() waits for exactly that.
+    high_low = transport.get_write_buffer_limits()
+    transport.set_write_buffer_limits(high=0, low=0)
+    try:
+        await writer.drain()
+        while transport.get_write_buffer_size() and not transport.is_closing():
+            await asyncio.sleep(0.001)  # a loop that did not pause the protocol: poll briefly
+    finally:
+        transport.set_write_buffer_limits(high=high_low[1], low=high_low[0])
+
+
+async def send_extents(request: web.Request, writer: Any, extents: Sequence[Any]) -> int:
+    """sendfile every extent (``fd``, ``file_offset``, ``length``) to the client; returns bytes sent.
+
+    Raises ConnectionResetError when the client goes away.
+    """
+    transport = request.transport
+    sock = plain_socket(request)
+    if sock is None:
+        raise ConnectionResetError("the connection closed before the body was sent")
+    await _flush(request, writer)
+    loop = asyncio.get_running_loop()
+    out = os.dup(sock.fileno())
+    sent = 0
+    try:
+        for extent in extents:
+            offset, remaining = extent.file_offset, extent.length
+            while remaining:
+                if transport.is_closing():
+                    raise ConnectionResetError("the client closed the connection")
+                try:
+                    n = os.sendfile(out, extent.fd, offset, remaining)
+                except BlockingIOError:
+                    await _writable(loop, out)
+                    continue
+                if n == 0:
+                    raise ConnectionResetError("sendfile made no progress")
+                offset += n
+                remaining -= n
+                sent += n
+    finally:
+        os.close(out)
+        # Keep aiohttp's byte counters (access log, statistics) true to what was sent.
+        for counter in ("buffer_size", "output_size"):
+            if hasattr(writer, counter):
+                setattr(writer, counter, getattr(writer, counter) + sent)
+    return sent
+
+
+async def _writable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
+    future = loop.create_future()
+
+    def ready() -> None:
+        if not future.done():
+            future.set_result(None)
+
+    loop.add_writer(fd, ready)
+    try:
+        await future
+    finally:
+        loop.remove_writer(fd)
