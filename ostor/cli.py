@@ -27,7 +27,7 @@ def main() -> None:
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
 def server(data_dir: Path, address: str, domain: str | None, region: str, log_level: str) -> None:
     """Serve S3 from DATA_DIR (created on first use; the admin keys are printed)."""
-    from ostor.gateway.server import ServerOptions, parse_address, run
+    from ostor.server import ServerOptions, parse_address, run
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -17,7 +17,7 @@ import aiohttp
 
 from ostor.common.errors import AdminError, InternalError, OstorError, S3Error, admin_error_class, error_class
 from ostor.engine.volume import VOLUME_FILE, VolumeLayout
-from ostor.gateway.adminapi import SOCKET_NAME, AdminService
+from ostor.admin.service import SOCKET_NAME, AdminService
 from ostor.gateway.stats import Statistics
 from ostor.gateway.users import UserStore
 

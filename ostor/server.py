@@ -1,4 +1,4 @@
-"""Running the embedded server: engine in-process, S3 over aiohttp, admin keys, clean shutdown."""
+"""Running the embedded server: engine in-process, S3 over aiohttp, admin socket, clean shutdown."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 from aiohttp import web
 
 from ostor.gateway.app import Gateway
-from ostor.gateway.adminapi import start_admin
+from ostor.admin.service import start_admin
 from ostor.gateway.context import GatewayConfig
 from ostor.gateway.users import UserStore
 
