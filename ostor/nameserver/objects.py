@@ -10,7 +10,6 @@ import base64
 import os
 import sqlite3
 import time
-from dataclasses import replace
 
 from ostor.common.errors import (GuardMissingError, MethodNotAllowed, NoSuchKey, NoSuchVersion,
                                  PreconditionFailed)
@@ -111,7 +110,9 @@ def commit_version(t: Txn, rec: ObjectRecord, versioning: Versioning, op: str = 
                 drop_row(t, bucket, old, promote=False)
     if newest is not None:
         t.execute("UPDATE objects SET latest=0 WHERE bucket=? AND key=? AND vseq=?", (bucket, kb, newest[1]))
-    out = replace(rec, version_id=vid, last_modified_ns=ns, is_latest=True)
+    # The caller handed ``rec`` over (see create_name): filling it in place saves a copy per write.
+    out = rec
+    out.version_id, out.last_modified_ns, out.is_latest = vid, ns, True
     t.execute("INSERT INTO objects (bucket, key, vseq, version_id, latest, dm, size, etag, data) "
               "VALUES (?,?,?,?,1,?,?,?,?)",
               (bucket, kb, -ns, vid, int(out.delete_marker), out.size, out.etag, codec.object_blob(out)))
@@ -145,7 +146,8 @@ def create_name(t: Txn, rec: ObjectRecord, guard: bytes | None, versioning: Vers
         if guard is not None:
             t.gc(os_id, guard)  # the uploaded data will never be named
         return Fail(PreconditionFailed(Key=rec.key))
-    return commit_version(t, replace(rec, delete_marker=False), versioning)
+    rec.delete_marker = False
+    return commit_version(t, rec, versioning)
 
 
 def delete_name(t: Txn, bucket: str, key: str, version_id: str | None, versioning: Versioning) -> DeleteOutcome:

@@ -204,7 +204,8 @@ class NameServer:
         Fills ``last_modified_ns`` and ``version_id`` (a new id when ENABLED, else "null",
         replacing the key's null version). ``guard=None`` is for records whose link reuses
         existing segments (copy in place). A failed ``condition`` raises PreconditionFailed
-        and queues the guarded data for GC in the same transaction.
+        and queues the guarded data for GC in the same transaction. ``record`` is handed
+        over: the committed record returned is that object, filled in.
         """
         versioning = Versioning(versioning)
         return await self._write(lambda t: objects.create_name(t, record, guard, versioning, condition))
