@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import sys
@@ -25,7 +26,13 @@ def main() -> None:
 @click.option("--region", default="us-east-1", show_default=True, help="Region the server reports.")
 @click.option("--log-level", default="WARNING", show_default=True,
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
-def server(data_dir: Path, address: str, domain: str | None, region: str, log_level: str) -> None:
+@click.option("--guestapi-socket", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Guest API Unix socket (mode 0666)  [default: DATA_DIR/guestapi.sock]")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 256),
+              help="Gateway processes sharing the port (SO_REUSEPORT); above 1 a storage process "
+                   "serves the name and object servers to them over Unix sockets.")
+def server(data_dir: Path, address: str, domain: str | None, region: str, log_level: str,
+           guestapi_socket: Path | None, workers: int) -> None:
     """Serve S3 from DATA_DIR (created on first use; the admin keys are printed)."""
     from ostor.server import ServerOptions, parse_address, run
 
@@ -35,7 +42,9 @@ def server(data_dir: Path, address: str, domain: str | None, region: str, log_le
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--address") from None
     say = functools.partial(click.echo, err=False)
-    run(ServerOptions(data_dir, host, port, domain, region), lambda text: (say(text), sys.stdout.flush()))
+    options = ServerOptions(data_dir, host, port, domain, region, guestapi_socket=guestapi_socket)
+    options = dataclasses.replace(options, workers=workers)
+    run(options, lambda text: (say(text), sys.stdout.flush()))
 
 
 if __name__ == "__main__":

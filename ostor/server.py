@@ -15,6 +15,7 @@ from ostor.gateway.app import Gateway
 from ostor.admin.service import start_admin
 from ostor.gateway.context import GatewayConfig
 from ostor.gateway.users import UserStore
+from ostor.guestapi.service import SOCKET_NAME as GUEST_SOCKET, start_guestapi
 
 ENV_ACCESS_KEY = "OSTOR_ROOT_ACCESS_KEY"
 ENV_SECRET_KEY = "OSTOR_ROOT_SECRET_KEY"
@@ -29,6 +30,10 @@ class ServerOptions:
     port: int = 9000
     domain: str | None = None
     region: str = "us-east-1"
+    #: Guest API socket (None: DATA_DIR/guestapi.sock).
+    guestapi_socket: Path | None = None
+    #: Gateway processes; above 1 a storage process serves the services to them (ostor.supervisor).
+    workers: int = 1
 
 
 def parse_address(address: str) -> tuple[str, int]:
@@ -62,13 +67,14 @@ async def serve(options: ServerOptions, say: Callable[[str], None] = print) -> N
     data_dir = Path(options.data_dir)
     engine = await Engine.open(data_dir)
     runner = None
-    users = admin = None
+    users = admin = guest = None
     try:
         users = await UserStore.open(engine, data_dir)
         _, access_key, secret = await users.ensure_admin(os.environ.get(ENV_ACCESS_KEY),
                                                          os.environ.get(ENV_SECRET_KEY))
         users.start_refresh()
-        admin = await start_admin(engine, users, data_dir)  # statistics + DATA_DIR/admin.sock
+        guest = await start_guestapi(engine, users.bucket, options.guestapi_socket or data_dir / GUEST_SOCKET)
+        admin = await start_admin(engine, users, data_dir, guest_api=guest.api)  # statistics + admin.sock
         gateway = Gateway(engine, users, GatewayConfig(region=options.region, domain=options.domain))
         runner = web.AppRunner(gateway.app(), handle_signals=False, **admin.access_log_options())
         await runner.setup()
@@ -88,13 +94,20 @@ async def serve(options: ServerOptions, say: Callable[[str], None] = print) -> N
             await runner.cleanup()
         if admin is not None:
             await admin.stop()
+        if guest is not None:
+            await guest.stop()
         if users is not None:
             await users.stop_refresh()
         await engine.close()
 
 
 def run(options: ServerOptions, say: Callable[[str], None] = print) -> None:
-    """Run :func:`serve` on uvloop when it is installed."""
+    """Run :func:`serve` on uvloop when it is installed (``workers > 1``: ostor.supervisor)."""
+    if options.workers > 1:
+        from ostor.supervisor import run_workers
+
+        run_workers(options, say)
+        return
     try:
         import uvloop
     except ImportError:

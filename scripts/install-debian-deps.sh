@@ -3,6 +3,7 @@
 # Idempotent and quick when everything is present; needs root (CI and dev machines run as root).
 set -euo pipefail
 PACKAGES=(curl wrk s3cmd rclone)
+PACKAGES+=(cloud-init)  # guest API tests: DataSourceLXD reads our socket
 missing=()
 for pkg in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

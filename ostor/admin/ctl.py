@@ -49,5 +49,11 @@ def check(data_dir: Path, gc: bool) -> None:
     sys.exit(0 if clean else 1)
 
 
+from ostor.admin.ctl_guest import image, instance  # noqa: E402  (guest API command groups)
+
+main.add_command(instance)
+main.add_command(image)
+
+
 if __name__ == "__main__":
     main()

@@ -23,6 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ostor.admin.instances import GuestCommands  # guest API: instance-* and image-* commands
 from ostor.common.errors import AdminError, InvalidAdminArgument, OstorError, S3Error
 from ostor.gateway.stats import Statistics
 from ostor.gateway.users import SERVICE_BUCKET, User, UserStore
@@ -39,7 +40,7 @@ def _user_doc(user: User, with_secrets: bool = True) -> dict[str, Any]:
             "keys": [{"id": k, "secret": s if with_secrets else None} for k, s in user.keys.items()]}
 
 
-class AdminService:
+class AdminService(GuestCommands):
     """The admin commands over one engine, user store and statistics."""
 
     def __init__(self, engine: Any, users: UserStore, stats: Statistics | None, *, live: bool) -> None:
@@ -302,11 +303,16 @@ class AdminRuntime:
 
 
 async def start_admin(engine: Any, users: UserStore, data_dir: Path, gateway_name: str = "gateway-0",
-                      flush_interval: float = 10.0) -> AdminRuntime:
-    """Load and start the statistics, and serve the admin socket in ``data_dir``."""
+                      flush_interval: float = 10.0, guest_api: Any = None) -> AdminRuntime:
+    """Load and start the statistics, and serve the admin socket in ``data_dir``.
+
+    ``guest_api``: the live GuestApi the guest socket serves (instance-* / image-* commands act on it).
+    """
     stats = Statistics(users.bucket, gateway_name)
     await stats.load()
     stats.start(flush_interval)
-    admin_socket = AdminSocket(AdminService(engine, users, stats, live=True), Path(data_dir) / SOCKET_NAME)
+    service = AdminService(engine, users, stats, live=True)
+    service.guest_api = guest_api
+    admin_socket = AdminSocket(service, Path(data_dir) / SOCKET_NAME)
     await admin_socket.start()
     return AdminRuntime(stats, admin_socket)

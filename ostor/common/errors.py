@@ -174,3 +174,69 @@ def message_error_types() -> tuple[type[OstorError], ...]:
     s3 = tuple(_CATALOGUE[code] for code in sorted(_CATALOGUE))
     return s3 + (OstorError, S3Error, StorageError, CorruptStoreError, ObjectNotFoundError,
                  TruncatedStreamError, GuardMissingError, ServiceStoppedError)
+
+
+class ServiceUnavailableError(StorageError):
+    """A service in another process could not be reached, or its connection broke mid-call."""
+
+
+# --- Guest API (ostor.guestapi): instances, devices and images administered through ostor-ctl,
+# --- and the refusals the guest socket answers with. The admin ones travel by class name.
+
+class NoSuchInstance(AdminError):
+    """No instance has this name."""
+
+
+class InstanceAlreadyExists(AdminError):
+    """An instance with this name already exists."""
+
+
+class NoSuchDevice(AdminError):
+    """The instance has no device with this name."""
+
+
+class DeviceAlreadyExists(AdminError):
+    """The instance already has a device with this name."""
+
+
+class NoSuchConfigKey(AdminError):
+    """The instance has no such configuration key to unset."""
+
+
+class NoSuchImage(AdminError):
+    """No image has this fingerprint or alias."""
+
+
+class GuestApiError(OstorError):
+    """A refusal on the guest socket: HTTP status plus a plain-text message."""
+
+    status: ClassVar[int] = 500
+
+
+class GuestBadRequest(GuestApiError):
+    """The request cannot be understood (bad JSON, invalid state)."""
+
+    status = 400
+
+
+class GuestForbidden(GuestApiError):
+    """The caller matches no instance, has the guest API disabled, or asked outside its namespaces."""
+
+    status = 403
+
+
+class GuestNotFound(GuestApiError):
+    """No such configuration key, image or route."""
+
+    status = 404
+
+
+class GuestMethodNotAllowed(GuestApiError):
+    """The route exists but not for this method."""
+
+    status = 405
+
+
+# --- Multipart and versioning (gateway handlers).
+InvalidPartNumber = _error("InvalidPartNumber", 416, "The requested partnumber is not satisfiable")
+IllegalVersioningConfigurationException = _error("IllegalVersioningConfigurationException", 400, "The Versioning element must be specified")
