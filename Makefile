@@ -32,6 +32,7 @@ test: $(TEST_STAMP) debian-deps
 
 bench: $(TEST_STAMP) debian-deps
 	$(PY) benchmarks/gateway_bench.py
+	$(PY) benchmarks/multipart_bench.py
 
 bench-engine: $(STAMP)
 	$(PY) benchmarks/engine_bench.py

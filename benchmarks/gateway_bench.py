@@ -4,7 +4,9 @@
 (SigV4) URL prepared in Python beforehand and fed to wrk through a Lua script.
 1 GiB PUT and GET: curl with a presigned URL. The same load against a bare
 aiohttp+uvloop server (no storage: GET answers 4 KiB, PUT reads and discards
-the body) is printed first, for scale. The last line is:
+the body) is printed first, for scale, with what curl receives from a bare
+blocking sendfile of the 1 GiB file (the ceiling for get_1g). ``--workers N``
+runs ``ostor server --workers N``. The last line is:
 
   gateway: put_4k=<ops/s> get_4k=<ops/s> put_1g=<MiB/s> get_1g=<MiB/s>
 """
@@ -44,6 +46,30 @@ BARE_SERVER = textwrap.dedent('''
     app.router.add_route("*", "/{tail:.*}", handle)
     uvloop.install()
     web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+''')
+
+#: A bare blocking sendfile server for one file: what curl can take from a socket on this machine.
+SENDFILE_SERVER = textwrap.dedent('''
+    import os, socket, sys
+    path, port = sys.argv[1], int(sys.argv[2])
+    size = os.path.getsize(path)
+    fd = os.open(path, os.O_RDONLY)
+    server = socket.create_server(("127.0.0.1", port))
+    while True:
+        conn, _ = server.accept()
+        with conn:
+            request = b""
+            while b"\\r\\n\\r\\n" not in request:
+                data = conn.recv(65536)
+                if not data:
+                    break  # a readiness probe
+                request += data
+            if not request.endswith(b"\\r\\n\\r\\n"):
+                continue
+            conn.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Length: %d\\r\\nConnection: close\\r\\n\\r\\n" % size)
+            offset = 0
+            while offset < size:
+                offset += os.sendfile(conn.fileno(), fd, offset, size - offset)
 ''')
 
 LUA = textwrap.dedent('''
@@ -98,9 +124,15 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
+#: wrk threads: one thread drives 16 connections at well over 15,000 requests/s and leaves the
+#: second core of a 2-core machine to the server (--wrk-threads changes it).
+WRK_THREADS = 1
+
+
 def wrk(base: str, paths: list[str], method: str, workdir: Path, seconds: int, connections: int = 16,
-        threads: int = 2) -> tuple[float, int]:
+        threads: int | None = None) -> tuple[float, int]:
     """Run wrk over ``paths``; returns (requests/s, non-2xx responses)."""
+    threads = threads or WRK_THREADS
     tag = f"{method.lower()}-{len(paths)}"
     (workdir / f"{tag}.paths").write_text("\n".join(paths) + "\n")
     body = 'string.rep("x", 4096)' if method == "PUT" else "nil"
@@ -148,7 +180,27 @@ def bare_figures(workdir: Path, seconds: int, big: Path) -> str:
         put, _ = wrk(base, paths, "PUT", workdir, seconds)
         get, _ = wrk(base, paths, "GET", workdir, seconds)
         put_1g = curl_rate(["-T", str(big), base + "/bench/big"], big.stat().st_size)
-        return f"bare aiohttp+uvloop: put_4k={put:.0f} get_4k={get:.0f} put_1g={put_1g:.0f}"
+    finally:
+        stop(proc)
+    return (f"bare aiohttp+uvloop: put_4k={put:.0f} get_4k={get:.0f} put_1g={put_1g:.0f} "
+            f"(bare sendfile get_1g={sendfile_figure(workdir, big):.0f})")
+
+
+def sendfile_figure(workdir: Path, big: Path) -> float:
+    """MiB/s curl receives from a blocking os.sendfile of the big file (the ceiling for get_1g)."""
+    port = free_port()
+    script = workdir / "sendfile.py"
+    script.write_text(SENDFILE_SERVER)
+    proc = subprocess.Popen([sys.executable, str(script), str(big), str(port)])
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        curl_rate([f"http://127.0.0.1:{port}/big"], big.stat().st_size)  # page cache warm
+        return curl_rate([f"http://127.0.0.1:{port}/big"], big.stat().st_size)
     finally:
         stop(proc)
 
@@ -163,16 +215,21 @@ def presigner(endpoint: str):
                         config=Config(signature_version="s3v4", s3={"addressing_style": "path"}))
 
 
-def gateway_figures(workdir: Path, seconds: int, big: Path, count: int) -> str:
-    """Start `ostor server`, run the load, return the figures line."""
+def gateway_figures(workdir: Path, seconds: int, big: Path, count: int, workers: int = 1) -> str:
+    """Start `ostor server` (``--workers``), run the load, return the figures line."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = dict(os.environ, OSTOR_ROOT_ACCESS_KEY=ACCESS_KEY, OSTOR_ROOT_SECRET_KEY=SECRET_KEY)
     log = open(workdir / "server.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "ostor.cli", "server", str(workdir / "data"),
-                             "--address", f"127.0.0.1:{port}"], env=env, stdout=log, stderr=subprocess.STDOUT)
+                             "--address", f"127.0.0.1:{port}", "--workers", str(workers)],
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_ready(base + "/minio/health/ready", proc)
+        while b"ostor S3 endpoint" not in (workdir / "server.log").read_bytes():  # every gateway listens
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited with {proc.returncode}")
+            time.sleep(0.1)
         s3 = presigner(base)
         s3.create_bucket(Bucket=BUCKET)
 
@@ -211,7 +268,11 @@ def main() -> None:
     parser.add_argument("--urls", type=int, default=60000, help="distinct presigned URLs per wrk run")
     parser.add_argument("--size-mib", type=int, default=1024, help="size of the large object")
     parser.add_argument("--dir", type=Path, default=None, help="work directory (default: a temp dir)")
+    parser.add_argument("--workers", type=int, default=1, help="gateway processes (ostor server --workers)")
+    parser.add_argument("--wrk-threads", type=int, default=WRK_THREADS, help="wrk threads")
+    parser.add_argument("--skip-bare", action="store_true", help="do not measure the bare servers")
     args = parser.parse_args()
+    globals()["WRK_THREADS"] = args.wrk_threads
     for tool in ("wrk", "curl"):
         if shutil.which(tool) is None:
             sys.exit(f"gateway_bench: {tool} is not installed (make debian-deps)")
@@ -219,8 +280,9 @@ def main() -> None:
     try:
         big = workdir / "big.bin"
         make_big_file(big, args.size_mib * MiB)
-        print(bare_figures(workdir, args.seconds, big), flush=True)
-        print(gateway_figures(workdir, args.seconds, big, args.urls), flush=True)
+        if not args.skip_bare:
+            print(bare_figures(workdir, args.seconds, big), flush=True)
+        print(gateway_figures(workdir, args.seconds, big, args.urls, args.workers), flush=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -9,6 +9,7 @@ rendered by type; every response carries x-amz-request-id and x-amz-id-2.
 from __future__ import annotations
 
 import base64
+import itertools
 import logging
 import os
 import secrets
@@ -17,7 +18,9 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from ostor.common.errors import AccessDenied, InternalError, InvalidArgument, S3Error
+from ostor.common.errors import (
+    AccessDenied, InternalError, InvalidArgument, S3Error, ServiceUnavailable, ServiceUnavailableError,
+)
 from ostor.gateway.auth.sigv4 import RequestParts, authenticate, parse_query
 from ostor.gateway.body import RequestBody
 from ostor.gateway.context import GatewayConfig, RequestContext
@@ -31,6 +34,8 @@ HEALTH_PATHS = {"/minio/health/live", "/minio/health/ready", "/ostor/health/live
 
 
 def _decode(raw: str) -> str:
+    if "%" not in raw:
+        return raw  # nothing to decode (most keys): skip unquote
     try:
         return unquote(raw, errors="strict")
     except UnicodeDecodeError:
@@ -74,6 +79,23 @@ def error_document(exc: S3Error, resource: str, request_id: str, host_id: str) -
     return document(root, namespace=False)
 
 
+class _RequestIds:
+    """x-amz-request-id / x-amz-id-2 values: unique per process, without a syscall per request."""
+
+    def __init__(self) -> None:
+        self._prefix = secrets.token_hex(4).upper()
+        self._host = os.urandom(16)
+        self._count = itertools.count(secrets.randbelow(1 << 30))
+
+    def next(self) -> tuple[str, str]:
+        """A request ID (16 hex digits) and a host ID (base64 of 24 bytes) for one request."""
+        n = next(self._count) & 0xFFFFFFFF
+        return f"{self._prefix}{n:08X}", base64.b64encode(self._host + n.to_bytes(8, "big")).decode()
+
+
+_IDS = _RequestIds()
+
+
 class Gateway:
     """One gateway: an engine, the user store and the settings; ``app()`` builds the aiohttp app."""
 
@@ -84,7 +106,10 @@ class Gateway:
 
     def app(self) -> web.Application:
         """The aiohttp application serving S3 on every path."""
-        app = web.Application(client_max_size=self.config.max_xml_bytes)
+        # A bigger read buffer than aiohttp's 64 KiB: large bodies arrive in fewer, larger chunks
+        # (fewer pause/resume cycles and fewer Python iterations per GiB).
+        app = web.Application(client_max_size=self.config.max_xml_bytes,
+                              handler_args={"read_bufsize": self.config.read_buffer_bytes})
         app.router.add_route("*", "/{tail:.*}", self.handle, expect_handler=self._defer_continue)
         app.on_response_prepare.append(self._stamp)
         return app
@@ -97,15 +122,18 @@ class Gateway:
     @staticmethod
     async def _stamp(request: web.Request, response: web.StreamResponse) -> None:
         request["prepared"] = True
-        request_id = request.get("request_id") or secrets.token_hex(8).upper()
-        response.headers["x-amz-request-id"] = request_id
-        response.headers["x-amz-id-2"] = request.get("host_id") or base64.b64encode(os.urandom(24)).decode()
-        response.headers["Server"] = "ostor"
+        request_id = request.get("request_id")
+        host_id = request.get("host_id")
+        if request_id is None or host_id is None:
+            request_id, host_id = _IDS.next()
+        headers = response.headers
+        headers["x-amz-request-id"] = request_id
+        headers["x-amz-id-2"] = host_id
+        headers["Server"] = "ostor"
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Serve one request; S3 errors become XML documents with their status."""
-        request_id = secrets.token_hex(8).upper()
-        host_id = base64.b64encode(os.urandom(24)).decode()
+        request_id, host_id = _IDS.next()
         request["request_id"], request["host_id"] = request_id, host_id
         raw_path = request.raw_path
         path, _, raw_query = raw_path.partition("?")
@@ -115,14 +143,15 @@ class Gateway:
         try:
             bucket, key = parse_target(raw_path, request.host, self.config.domain)
             resource = "/" + "/".join(p for p in (bucket, key) if p is not None)
-            operation = self._operation(request.method, bucket, key, raw_query, request)
+            query = dict(parse_query(raw_query))
+            operation = self._operation(request.method, bucket, key, query, request)
             request[STATS_KEY] = ("", bucket, operation.name)  # statistics (ostor.gateway.stats)
             vhost = virtual_host_bucket(request.host, self.config.domain)
             auth = authenticate(RequestParts(request.method, path, raw_query, request.headers, vhost),
                                 self.users.lookup, time.time())
             request[STATS_KEY] = (auth.user.user_id if auth.user else "", bucket, operation.name)
             ctx = RequestContext(request, self.engine, self.config, request_id, bucket, key,
-                                 dict(parse_query(raw_query)), auth, RequestBody(request, auth))
+                                 query, auth, RequestBody(request, auth))
             await self._authorise(ctx, operation)
             if request.headers.get("expect", "").lower() == "100-continue" and request.version >= (1, 1):
                 await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -133,6 +162,12 @@ class Gateway:
             return self._error(request, exc, resource, request_id, host_id)
         except (ConnectionError, web.HTTPException):
             raise
+        except ServiceUnavailableError:
+            if request.get("prepared"):
+                raise
+            # The storage process is restarting or gone (--workers): S3 clients retry a 503.
+            log.warning("request %s %s: storage unavailable", request.method, raw_path)
+            return self._error(request, ServiceUnavailable(), resource, request_id, host_id)
         except Exception:
             if request.get("prepared"):
                 raise  # the status line is out; all we can do is cut the connection
@@ -140,10 +175,10 @@ class Gateway:
             return self._error(request, InternalError(), resource, request_id, host_id)
 
     @staticmethod
-    def _operation(method: str, bucket: str | None, key: str | None, raw_query: str,
+    def _operation(method: str, bucket: str | None, key: str | None, query: dict[str, str],
                    request: web.Request) -> Operation:
         level = Level.SERVICE if bucket is None else Level.BUCKET if key is None else Level.OBJECT
-        return resolve(method, level, dict(parse_query(raw_query)), request.headers)
+        return resolve(method, level, dict(query), request.headers)
 
     async def _authorise(self, ctx: RequestContext, operation: Operation) -> None:
         """Anonymous requests are denied; a non-admin user may only touch its own buckets.

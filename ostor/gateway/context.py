@@ -22,6 +22,8 @@ class GatewayConfig:
     domain: str | None = None
     #: Largest request document (XML) read into memory.
     max_xml_bytes: int = 2 * 1024 * 1024
+    #: Request body buffer per connection (aiohttp pauses reading at twice this; its default is 64 KiB).
+    read_buffer_bytes: int = 256 * 1024
 
 
 @dataclass

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ostor.common.errors import MethodNotAllowed, NotImplemented_
-from ostor.gateway.handlers import batch, buckets, listing, multipart, objects
+from ostor.gateway.handlers import attributes, batch, buckets, listing, multipart, objects, versioning
 
 Handler = Callable[..., Awaitable[object]]
 
@@ -76,6 +76,10 @@ UPLOAD_PART_COPY = _op("UploadPartCopy", "s3:PutObject", multipart.upload_part_c
 COMPLETE_UPLOAD = _op("CompleteMultipartUpload", "s3:PutObject", multipart.complete_upload)
 ABORT_UPLOAD = _op("AbortMultipartUpload", "s3:AbortMultipartUpload", multipart.abort_upload)
 LIST_PARTS = _op("ListParts", "s3:ListMultipartUploadParts", multipart.list_parts)
+GET_VERSIONING = _op("GetBucketVersioning", "s3:GetBucketVersioning", versioning.get_versioning)
+PUT_VERSIONING = _op("PutBucketVersioning", "s3:PutBucketVersioning", versioning.put_versioning)
+LIST_VERSIONS = _op("ListObjectVersions", "s3:ListBucketVersions", versioning.list_versions)
+GET_ATTRIBUTES = _op("GetObjectAttributes", "s3:GetObjectAttributes", attributes.get_object_attributes)
 
 _S, _B, _O = Level.SERVICE, Level.BUCKET, Level.OBJECT
 ROUTES: tuple[Route, ...] = (
@@ -99,14 +103,18 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", _O, frozenset({"uploadId"}), COMPLETE_UPLOAD),
     Route("DELETE", _O, frozenset({"uploadId"}), ABORT_UPLOAD),
     Route("GET", _O, frozenset({"uploadId"}), LIST_PARTS),
+    Route("GET", _B, frozenset({"versioning"}), GET_VERSIONING),
+    Route("PUT", _B, frozenset({"versioning"}), PUT_VERSIONING),
+    Route("GET", _B, frozenset({"versions"}), LIST_VERSIONS),
+    Route("GET", _O, frozenset({"attributes"}), GET_ATTRIBUTES),
 )
 
 #: Sub-resource parameters of S3 operations ostor does not implement yet.
 UNIMPLEMENTED_SUBRESOURCES = frozenset({
-    "accelerate", "acl", "analytics", "attributes", "cors", "encryption", "intelligent-tiering", "inventory",
+    "accelerate", "acl", "analytics", "cors", "encryption", "intelligent-tiering", "inventory",
     "legal-hold", "lifecycle", "logging", "metrics", "notification", "object-lock", "ownershipControls",
     "policy", "policyStatus", "publicAccessBlock", "replication", "requestPayment", "restore", "retention",
-    "select", "tagging", "torrent", "versioning", "versions", "website", "renameObject",
+    "select", "tagging", "torrent", "website", "renameObject",
 })
 
 _TABLE: dict[tuple[str, Level], list[Route]] = {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 from ostor.common.messages import Operation
 
 from .lock import ObjectExistsError, ServiceLockedError, ServiceMissingError
-from .types import CreateResult, ObjectStat, PieceLocation
+from .types import CreateResult, Lease, LeaseExtent, ObjectStat, PieceLocation
 
 #: Op codes are part of the wire format: append new ones, never renumber.
 OBJECT_SERVER_OPERATIONS = (
@@ -18,9 +18,13 @@ OBJECT_SERVER_OPERATIONS = (
     Operation(3, "delete"),
     Operation(4, "collect_garbage"),
     Operation(5, "defragment"),
+    Operation(6, "lease"),
+    Operation(7, "renew_lease"),
+    Operation(8, "release_lease"),
 )
 
 #: Types the object server's messages carry (order is part of the wire format).
 OBJECT_SERVER_TYPES: tuple[type, ...] = (
     CreateResult, ObjectStat, PieceLocation, ObjectExistsError, ServiceLockedError, ServiceMissingError,
+    LeaseExtent, Lease,
 )

@@ -29,6 +29,7 @@ from ostor.objectserver.index import Entry, Piece, RepairStats, rebuild_index
 from ostor.objectserver.layout import BLOCK_SIZES, MAX_BLOCK, pool_index, split_sizes
 from ostor.objectserver.lock import (ObjectExistsError, ServiceMissingError, acquire_lock,
                                      release_lock)
+from ostor.objectserver.leases import LeaseMixin
 from ostor.objectserver.maintenance import MaintenanceMixin
 from ostor.objectserver.fileio import allocate_range, pread_exact, start_writeback
 from ostor.objectserver.pool import BlockHeader, Pool
@@ -96,7 +97,7 @@ class ReadHandle:
         self.close()
 
 
-class ObjectServer(MaintenanceMixin):
+class ObjectServer(MaintenanceMixin, LeaseMixin):
     """One object server service: pools, index, group commit, GC and defrag workers."""
 
     def __init__(self, directory: Path, service_id: int, config: ObjectServerConfig,
@@ -181,6 +182,7 @@ class ObjectServer(MaintenanceMixin):
         if self._closed:
             return
         self._closed = True
+        self.release_all_leases()
         await self.gc_worker.stop()
         await self.defrag_worker.stop()
         while self._inflight:

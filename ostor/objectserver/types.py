@@ -103,3 +103,21 @@ class VerifyReport:
     def ok(self) -> bool:
         """True when no object is damaged."""
         return not self.damaged
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseExtent:
+    """A byte range of a pool file named by path (another process opens it read-only to sendfile)."""
+
+    path: str
+    file_offset: int
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Pinned extents of one object range, valid until released or ``ttl`` seconds without renewal."""
+
+    lease_id: int
+    extents: tuple[LeaseExtent, ...]
+    ttl: float

@@ -192,3 +192,35 @@ def test_cloud_init_lxd_datasource_reads_our_socket(guest_server):
     again = subprocess.run(["/usr/bin/python3", "-c", CLOUD_INIT_READER, sock], capture_output=True, text=True,
                            user=22020, group=22020, cwd="/", timeout=60)
     assert json.loads(again.stdout)["metadata"]["instance-id"] != first_id
+
+
+def _await_ping(sync, path):
+    """Open the events WebSocket and wait for the server's first ping (opcode 0x9)."""
+    import time
+
+    sock = socket.socket(socket.AF_UNIX)
+    sock.settimeout(30)
+    sock.connect(path)
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall((f"GET /1.0/events HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        buf += sock.recv(4096)
+    head, buf = buf.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    opened = time.monotonic()
+    while len(buf) < 2:
+        chunk = sock.recv(4096)
+        assert chunk, "websocket closed before any ping"
+        buf += chunk
+    return buf[0] & 0x0F, time.monotonic() - opened
+
+
+def test_websocket_is_pinged_every_ten_seconds(guest_server):
+    data, sock = guest_server.data_dir, guest_server.guest_socket
+    name = f"ping-{uuid.uuid4().hex[:6]}"
+    ctl(data, "instance", "create", name, "--uid", "22011")
+    opcode, waited = as_user(22011, _await_ping, sock)
+    assert opcode == 0x9, f"first frame was opcode {opcode:#x}, not a ping"
+    assert 8 <= waited <= 15, f"first ping after {waited:.1f} s"

@@ -87,17 +87,42 @@ def sign(key: bytes, string_to_sign: str) -> str:
 
 def parse_query(raw_query: str) -> list[tuple[str, str]]:
     """Query parameters decoded, in order; '+' stays '+' (S3 clients encode spaces as %20)."""
+    return list(_parse_query(raw_query)) if raw_query else []
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_query(raw_query: str) -> tuple[tuple[str, str], ...]:
+    # Cached: routing, authentication and the handler context each ask for the same query.
     pairs = []
     for item in raw_query.split("&"):
         if item:
             name, _, value = item.partition("=")
-            pairs.append((unquote(name), unquote(value)))
-    return pairs
+            pairs.append((_unquote(name), _unquote(value)))
+    return tuple(pairs)
+
+
+def _unquote(text: str) -> str:
+    return unquote(text) if "%" in text else text
+
+
+_UNRESERVED = re.compile(r"[A-Za-z0-9\-_.~]*")
+_UNRESERVED_PATH = re.compile(r"[A-Za-z0-9\-_.~/]*")
+
+
+def _strict_quote(text: str) -> str:
+    """RFC 3986 encoding as SigV4 wants it; most names and values need none (no quote() call)."""
+    return text if _UNRESERVED.fullmatch(text) else _quote_cached(text)
+
+
+@functools.lru_cache(maxsize=512)
+def _quote_cached(text: str) -> str:
+    # The values that need encoding repeat (X-Amz-Credential, X-Amz-SignedHeaders): cache them.
+    return quote(text, safe="-_.~")
 
 
 def canonical_query(pairs: list[tuple[str, str]], skip: str | None = None) -> str:
     """Strictly encoded, sorted query string (``skip`` drops X-Amz-Signature for presigned URLs)."""
-    encoded = sorted((quote(n, safe="-_.~"), quote(v, safe="-_.~")) for n, v in pairs if n != skip)
+    encoded = sorted((_strict_quote(n), _strict_quote(v)) for n, v in pairs if n != skip)
     return "&".join(f"{n}={v}" for n, v in encoded)
 
 
@@ -111,6 +136,8 @@ def canonical_headers(headers: object, signed: list[str]) -> str:
 
 
 def _uri_candidates(raw_path: str) -> list[str]:
+    if _UNRESERVED_PATH.fullmatch(raw_path):
+        return [raw_path]  # nothing to re-encode
     strict = quote(unquote(raw_path), safe="/-_.~")
     return [raw_path] if strict == raw_path else [raw_path, strict]
 

@@ -16,7 +16,8 @@ from ostor.gateway.xmlio import document, element, iso_time, sub
 MAX_KEYS = 1000
 
 
-def _max_keys(ctx: RequestContext) -> int:
+def max_keys_param(ctx: RequestContext) -> int:
+    """max-keys (0 … 1000; InvalidArgument when not a non-negative integer)."""
     text = ctx.query.get("max-keys", str(MAX_KEYS))
     try:
         value = int(text)
@@ -29,7 +30,8 @@ def _max_keys(ctx: RequestContext) -> int:
     return min(value, MAX_KEYS)
 
 
-def _encoder(ctx: RequestContext):
+def encoder(ctx: RequestContext):
+    """The key encoder encoding-type asks for (url, or none)."""
     encoding = ctx.query.get("encoding-type")
     if encoding is None:
         return lambda text: text
@@ -64,7 +66,7 @@ def _prefixes(root, prefixes, encode) -> None:
 async def list_objects(ctx: RequestContext) -> web.StreamResponse:
     """ListObjects (v1): marker paging; NextMarker only with a delimiter, as S3 does."""
     prefix, delimiter = ctx.query.get("prefix", ""), ctx.query.get("delimiter", "")
-    marker, max_keys, encode = ctx.query.get("marker", ""), _max_keys(ctx), _encoder(ctx)
+    marker, max_keys, encode = ctx.query.get("marker", ""), max_keys_param(ctx), encoder(ctx)
     result = await ctx.engine.list_objects(ctx.bucket, prefix, delimiter, marker, max_keys)
     root = element("ListBucketResult")
     sub(root, "Name", ctx.bucket)
@@ -98,7 +100,7 @@ def _untoken(token: str) -> str:
 async def list_objects_v2(ctx: RequestContext) -> web.StreamResponse:
     """ListObjectsV2: opaque continuation tokens, start-after, fetch-owner."""
     prefix, delimiter = ctx.query.get("prefix", ""), ctx.query.get("delimiter", "")
-    max_keys, encode = _max_keys(ctx), _encoder(ctx)
+    max_keys, encode = max_keys_param(ctx), encoder(ctx)
     token = ctx.query.get("continuation-token")
     start_after = ctx.query.get("start-after", "")
     after = _untoken(token) if token is not None else start_after

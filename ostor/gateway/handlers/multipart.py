@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import re
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from ostor.common.errors import (
-    InvalidArgument, InvalidPart, InvalidRange, InvalidRequest, MalformedXML,
-)
+from ostor.common.errors import InvalidArgument, InvalidRange, InvalidRequest, MalformedXML
 from ostor.gateway import checksums
 from ostor.gateway.context import RequestContext, xml_response
 from ostor.gateway.handlers.batch import check_source_access, parse_copy_source
@@ -41,31 +39,54 @@ async def create_upload(ctx: RequestContext) -> web.StreamResponse:
     """CreateMultipartUpload: the template keeps the metadata the completed object will carry."""
     algorithm = ctx.headers.get("x-amz-checksum-algorithm")
     algorithm = checksums.check_algorithm(algorithm) if algorithm else None
-    checksum_type = ctx.headers.get("x-amz-checksum-type")
-    if checksum_type is not None and checksum_type not in ("COMPOSITE", "FULL_OBJECT"):
-        raise InvalidRequest("Value for x-amz-checksum-type header is invalid.")
     template = ObjectRecord(bucket=ctx.bucket, key=ctx.key, content_type=ctx.headers.get("content-type") or None,
                             headers=stored_headers_from(ctx), metadata=metadata_from(ctx.headers),
                             storage_class=storage_class_from(ctx))
     upload = await ctx.engine.create_upload(ctx.bucket, ctx.key, owner=ctx.owner_id, template=template,
                                             checksum_algorithm=algorithm,
-                                            checksum_type=(checksum_type or "COMPOSITE") if algorithm else None)
+                                            checksum_type=ctx.headers.get("x-amz-checksum-type"))
     root = element("InitiateMultipartUploadResult")
     sub(root, "Bucket", ctx.bucket)
     sub(root, "Key", ctx.key)
     sub(root, "UploadId", upload.upload_id)
     headers = {}
-    if algorithm:
-        headers = {"x-amz-checksum-algorithm": algorithm, "x-amz-checksum-type": upload.checksum_type or "COMPOSITE"}
+    if upload.checksum_algorithm:
+        headers = {"x-amz-checksum-algorithm": upload.checksum_algorithm,
+                   "x-amz-checksum-type": upload.checksum_type or "COMPOSITE"}
     return xml_response(document(root), headers=headers)
+
+
+async def _hashing(body: AsyncIterator[bytes], algorithm: str, into: dict[str, str]) -> AsyncIterator[bytes]:
+    """Pass ``body`` through, recording its ``algorithm`` checksum in ``into`` when it ends."""
+    hasher = checksums.Hasher(algorithm)
+    async for chunk in body:
+        hasher.update(chunk)
+        yield chunk
+    into[algorithm] = hasher.b64()
+
+
+def _part_body(upload, body: AsyncIterator[bytes], spec_algorithm: str | None,
+               computed: dict[str, str]) -> AsyncIterator[bytes]:
+    """The part's body, hashed with the upload's algorithm when the request did not bring that checksum."""
+    algorithm = upload.checksum_algorithm
+    if not algorithm:
+        return body
+    if spec_algorithm is not None and spec_algorithm != algorithm:
+        raise InvalidRequest(f"Checksum Type mismatch occurred, expected checksum Type: {algorithm.lower()}, "
+                             f"actual checksum Type: {spec_algorithm.lower()}")
+    return body if spec_algorithm == algorithm else _hashing(body, algorithm, computed)
 
 
 async def upload_part(ctx: RequestContext) -> web.StreamResponse:
     """UploadPart: a verified body stored as one part."""
     ctx.body.check_size(require_length=True, max_size=MAX_PART_SIZE)
     number = _int_param(ctx, "partNumber", 0)
-    part = await ctx.engine.upload_part(ctx.bucket, ctx.key, ctx.query["uploadId"], number,
-                                        ctx.body.stream(), checksums=ctx.body.computed)
+    upload = await ctx.engine.get_upload(ctx.bucket, ctx.key, ctx.query["uploadId"])
+    spec = ctx.body.checksum
+    body = _part_body(upload, ctx.body.stream(), spec.algorithm if spec else None, ctx.body.computed)
+    # body.computed is filled when the stream ends, before the engine builds the part record.
+    part = await ctx.engine.upload_part(ctx.bucket, ctx.key, upload.upload_id, number, body,
+                                        checksums=ctx.body.computed, upload=upload)
     headers = {"ETag": part.etag, **checksum_headers(part.checksums, None)}
     return web.Response(status=200, headers=headers)
 
@@ -74,7 +95,7 @@ async def upload_part_copy(ctx: RequestContext) -> web.StreamResponse:
     """UploadPartCopy: a part made of (a range of) an existing object, read through the engine."""
     src_bucket, src_key, src_version = parse_copy_source(ctx.headers["x-amz-copy-source"])
     number = _int_param(ctx, "partNumber", 0)
-    await ctx.engine.get_upload(ctx.bucket, ctx.key, ctx.query["uploadId"])
+    upload = await ctx.engine.get_upload(ctx.bucket, ctx.key, ctx.query["uploadId"])
     await check_source_access(ctx, src_bucket)
     reader = await ctx.engine.get_object(src_bucket, src_key, src_version)
     check_read_conditions(ctx.headers, reader.record, prefix="x-amz-copy-source-if-")
@@ -92,69 +113,71 @@ async def upload_part_copy(ctx: RequestContext) -> web.StreamResponse:
     if reader.length > MAX_PART_SIZE:
         raise InvalidRequest("The specified copy source is larger than the maximum allowable size for a "
                              f"copy source: {MAX_PART_SIZE}")
-    part = await ctx.engine.upload_part(ctx.bucket, ctx.key, ctx.query["uploadId"], number, reader.frames())
+    computed: dict[str, str] = {}
+    body = _part_body(upload, reader.frames(), None, computed)
+    part = await ctx.engine.upload_part(ctx.bucket, ctx.key, upload.upload_id, number, body,
+                                        checksums=computed, upload=upload)
     root = element("CopyPartResult")
     sub(root, "LastModified", iso_time(part.last_modified_ns))
     sub(root, "ETag", part.etag)
+    for alg, value in part.checksums.items():
+        sub(root, f"Checksum{alg}", value)
     headers = {}
     if reader.record.version_id and reader.record.version_id != NULL_VERSION:
         headers["x-amz-copy-source-version-id"] = reader.record.version_id
     return xml_response(document(root), headers=headers)
 
 
-def _composite(algorithm: str, parts) -> str | None:
-    # S3's composite checksum: the checksum of the concatenated binary part checksums, then "-N".
-    try:
-        raw = b"".join(base64.b64decode(p.checksums[algorithm]) for p in parts)
-    except KeyError:
+def _claimed_object_checksum(ctx: RequestContext) -> tuple[str, str] | None:
+    # On Complete, x-amz-checksum-<alg> is the whole object's checksum, never the XML body's.
+    spec = ctx.body.checksum
+    ctx.body.checksum = None
+    if spec is None or spec.expected is None:
         return None
-    return f"{checksums.compute(algorithm, raw)}-{len(parts)}"
+    return spec.algorithm, spec.expected
 
 
 async def complete_upload(ctx: RequestContext) -> web.StreamResponse:
     """CompleteMultipartUpload: the listed parts (ETags and any part checksums must match)."""
+    claimed_object = _claimed_object_checksum(ctx)
+    size_text = ctx.headers.get("x-amz-mp-object-size")
+    try:
+        object_size = int(size_text) if size_text is not None else None
+    except ValueError:
+        raise InvalidArgument("x-amz-mp-object-size must be an integer", ArgumentName="x-amz-mp-object-size",
+                              ArgumentValue=size_text) from None
     root = parse(await ctx.body.read(ctx.config.max_xml_bytes))
     if root.tag != "CompleteMultipartUpload":
         raise MalformedXML()
     upload_id = ctx.query["uploadId"]
     chosen, claimed = [], {}
-    for node in root.findall("Part"):
+    for node in root.iterfind("Part"):
         try:
             number = int(child_text(node, "PartNumber") or "")
         except ValueError:
             raise MalformedXML() from None
         chosen.append((number, child_text(node, "ETag") or ""))
-        claimed[number] = {alg: child_text(node, f"Checksum{alg}") for alg in checksums.ALGORITHMS
-                           if child_text(node, f"Checksum{alg}") is not None}
-    upload = await ctx.engine.get_upload(ctx.bucket, ctx.key, upload_id)
-    parts = {}
-    if any(claimed.values()) or upload.checksum_algorithm:
-        marker = 0
-        while True:
-            page, truncated = await ctx.engine.list_parts(ctx.bucket, ctx.key, upload_id, marker, MAX_LISTED)
-            parts.update((p.number, p) for p in page)
-            if not truncated or not page:
-                break
-            marker = page[-1].number
-        for number, values in claimed.items():
-            stored = parts.get(number)
-            for alg, value in values.items():
-                if stored is not None and stored.checksums.get(alg) not in (None, value):
-                    raise InvalidPart(UploadId=upload_id, PartNumber=str(number))
+        values = {}
+        for child in node:
+            if child.tag.startswith("Checksum") and child.tag[8:] in checksums.ALGORITHMS:
+                values[child.tag[8:]] = (child.text or "").strip()
+        claimed[number] = values
     record = await ctx.engine.complete_upload(ctx.bucket, ctx.key, upload_id, chosen,
-                                              condition=write_condition(ctx))
+                                              condition=write_condition(ctx), part_checksums=claimed,
+                                              claimed_checksum=claimed_object, object_size=object_size)
     result = element("CompleteMultipartUploadResult")
     sub(result, "Location", f"/{ctx.bucket}/{ctx.key}")
     sub(result, "Bucket", ctx.bucket)
     sub(result, "Key", ctx.key)
     sub(result, "ETag", record.etag)
-    algorithm = upload.checksum_algorithm
-    if algorithm and (upload.checksum_type or "COMPOSITE") == "COMPOSITE":
-        value = _composite(algorithm, [parts[n] for n, _ in chosen if n in parts])
-        if value:
-            sub(result, f"Checksum{algorithm}", value)
-            sub(result, "ChecksumType", "COMPOSITE")
-    return xml_response(document(result))
+    for alg, value in record.checksums.items():
+        sub(result, f"Checksum{alg}", value)
+    if record.checksum_type:
+        sub(result, "ChecksumType", record.checksum_type)
+    headers = {}
+    if record.version_id and record.version_id != NULL_VERSION:
+        headers["x-amz-version-id"] = record.version_id
+    return xml_response(document(result), headers=headers)
 
 
 async def abort_upload(ctx: RequestContext) -> web.StreamResponse:

@@ -6,19 +6,62 @@ import dataclasses
 
 from aiohttp import web
 
-from ostor.common.errors import InvalidRange, InvalidRequest, NoSuchKey
+from ostor.common.errors import InvalidArgument, InvalidRange, InvalidRequest, NoSuchKey
+from ostor.engine.multipart import MAX_PARTS, part_span
 from ostor.gateway.body import MAX_OBJECT_SIZE
 from ostor.gateway.context import RequestContext
 from ostor.gateway.handlers.common import (
     RESPONSE_OVERRIDES, check_read_conditions, checksum_headers, metadata_from, object_headers,
     parse_range, storage_class_from, stored_headers_from, write_condition,
 )
-from ostor.gateway.zerocopy import SENDFILE_MIN_BYTES, plain_socket, send_extents
-from ostor.nameserver.records import NULL_VERSION
+from ostor.gateway.zerocopy import SENDFILE_MIN_BYTES, pinned_extents, plain_socket, send_extents
+from ostor.nameserver.records import NULL_VERSION, ObjectRecord
 
 
 def _version(ctx: RequestContext) -> str | None:
     return ctx.query.get("versionId") or None
+
+
+def _part_number(ctx: RequestContext) -> int | None:
+    """The partNumber query parameter (1–10,000), refused together with a Range header, as S3 does."""
+    text = ctx.query.get("partNumber")
+    if text is None:
+        return None
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if not 1 <= number <= MAX_PARTS:
+        raise InvalidArgument(f"Part number must be an integer between 1 and {MAX_PARTS}, inclusive",
+                              ArgumentName="partNumber", ArgumentValue=text)
+    if "range" in ctx.headers:
+        raise InvalidRequest("Cannot specify both Range header and partNumber query parameter")
+    return number
+
+
+def _span(ctx: RequestContext, record: ObjectRecord, checksum_mode: bool,
+          number: int | None) -> tuple[tuple[int, int] | None, dict[str, str]]:
+    """The byte span a Range or partNumber selects (None: everything) and the headers describing it."""
+    if number is not None:
+        start, length = part_span(record, number)
+        headers = object_headers(record, False)
+        if checksum_mode and record.checksum_type == "COMPOSITE":
+            # A part of a COMPOSITE object carries its own checksum, which the client can verify.
+            part = record.parts[number - 1] if record.parts else None
+            headers.update(checksum_headers(part.checksums if part else {}, None))
+        if record.size == 0:
+            return None, headers
+        headers["Content-Range"] = f"bytes {start}-{start + length - 1}/{record.size}"
+        return (start, length), headers
+    byte_range = parse_range(ctx.headers.get("range"))
+    resolved = byte_range.resolve(record.size) if byte_range else None
+    if byte_range is not None and resolved is None:
+        raise InvalidRange(ActualObjectSize=str(record.size), RangeRequested=ctx.headers["range"])
+    # A range's bytes do not have the object's checksum, so it is sent only for whole objects.
+    headers = object_headers(record, checksum_mode and resolved is None)
+    if resolved is not None:
+        headers["Content-Range"] = f"bytes {resolved[0]}-{resolved[0] + resolved[1] - 1}/{record.size}"
+    return resolved, headers
 
 
 async def put_object(ctx: RequestContext) -> web.StreamResponse:
@@ -50,22 +93,16 @@ async def get_object(ctx: RequestContext) -> web.StreamResponse:
     """GetObject: conditions (before the range, as RFC 9110 orders them), a single range (206),
     response-* overrides; large plain-HTTP bodies go out with sendfile."""
     overrides = _overrides(ctx)
+    number = _part_number(ctx)
     reader = await ctx.engine.get_object(ctx.bucket, ctx.key, _version(ctx))
     record = reader.record
     not_modified = check_read_conditions(ctx.headers, record)
     if not_modified is not None:
         return not_modified
-    byte_range = parse_range(ctx.headers.get("range"))
-    if byte_range is not None:
-        resolved = byte_range.resolve(record.size)
-        if resolved is None:
-            raise InvalidRange(ActualObjectSize=str(record.size), RangeRequested=ctx.headers["range"])
-        reader = dataclasses.replace(reader, start=resolved[0], length=resolved[1], partial=True)
-    checksum_mode = ctx.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED" and not reader.partial
-    headers = object_headers(record, checksum_mode)
-    if reader.partial:
-        last = reader.start + reader.length - 1
-        headers["Content-Range"] = f"bytes {reader.start}-{last}/{record.size}"
+    checksum_mode = ctx.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED"
+    span, headers = _span(ctx, record, checksum_mode, number)
+    if span is not None:
+        reader = dataclasses.replace(reader, start=span[0], length=span[1], partial=True)
     headers.update(overrides)
     status = 206 if reader.partial else 200
     if reader.length < SENDFILE_MIN_BYTES:
@@ -83,8 +120,8 @@ async def send_body(request: web.Request, response: web.StreamResponse, writer, 
     """Write the object's bytes: sendfile from the pinned pool-file extents when the range is large and
     the connection is plain, else frame by frame with back-pressure (each write waits for the socket)."""
     if reader.length >= SENDFILE_MIN_BYTES and plain_socket(request) is not None:
-        with reader.open_extents() as extents:
-            if sum(e.length for e in extents) == reader.length:
+        async with pinned_extents(reader) as extents:  # in this process, or leased from the storage process
+            if extents is not None and sum(e.length for e in extents) == reader.length:
                 await send_extents(request, writer, extents)
                 return
     async for frame in reader.frames():
@@ -93,20 +130,14 @@ async def send_body(request: web.Request, response: web.StreamResponse, writer, 
 
 async def head_object(ctx: RequestContext) -> web.StreamResponse:
     """HeadObject: GetObject's headers, no body."""
+    number = _part_number(ctx)
     record = await ctx.engine.head_object(ctx.bucket, ctx.key, _version(ctx))
     not_modified = check_read_conditions(ctx.headers, record)
     if not_modified is not None:
         return not_modified
-    byte_range = parse_range(ctx.headers.get("range"))
-    resolved = byte_range.resolve(record.size) if byte_range else None
-    if byte_range is not None and resolved is None:
-        raise InvalidRange(ActualObjectSize=str(record.size))
-    checksum_mode = ctx.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED" and resolved is None
-    headers = object_headers(record, checksum_mode)
-    length = record.size
-    if resolved is not None:
-        start, length = resolved
-        headers["Content-Range"] = f"bytes {start}-{start + length - 1}/{record.size}"
+    checksum_mode = ctx.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED"
+    resolved, headers = _span(ctx, record, checksum_mode, number)
+    length = record.size if resolved is None else resolved[1]
     headers.update(_overrides(ctx))
     response = web.StreamResponse(status=206 if resolved else 200, headers=headers)
     response.content_length = length
@@ -116,7 +147,11 @@ async def head_object(ctx: RequestContext) -> web.StreamResponse:
 
 
 async def delete_object(ctx: RequestContext) -> web.StreamResponse:
-    """DeleteObject: 204 whether or not the key existed, as S3 answers."""
+    """DeleteObject: 204 whether or not the key existed, as S3 answers.
+
+    x-amz-delete-marker says a marker was created (no versionId) or removed (versionId of a
+    marker); x-amz-version-id names the version removed or the marker created, "null" included.
+    """
     headers = {}
     try:
         outcome = await ctx.engine.delete_object(ctx.bucket, ctx.key, _version(ctx))
@@ -124,6 +159,6 @@ async def delete_object(ctx: RequestContext) -> web.StreamResponse:
         return web.Response(status=204)
     if outcome.delete_marker:
         headers["x-amz-delete-marker"] = "true"
-    if outcome.version_id and outcome.version_id != NULL_VERSION:
+    if outcome.version_id:
         headers["x-amz-version-id"] = outcome.version_id
     return web.Response(status=204, headers=headers)

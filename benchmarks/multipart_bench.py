@@ -1,0 +1,169 @@
+"""Multipart benchmark: a real `ostor server` driven by curl processes and an asyncio client.
+
+* put_1g_8parallel: one multipart upload of 1 GiB as 8 parts of 128 MiB, each sent by
+  its own curl process at the same time (presigned UploadPart URLs, so the payload is
+  UNSIGNED-PAYLOAD: the server hashes only MD5 for the ETag); the clock runs from
+  CreateMultipartUpload to the end of CompleteMultipartUpload.
+* get_1g: one curl GET of the completed 1 GiB object (8 segments), page cache warmed once.
+* complete_10000_parts: CompleteMultipartUpload of an upload with 10,000 parts, timed
+  around the POST alone. 10,000 parts of S3's 5 MiB minimum would be 49 GiB, and
+  completion copies no data (the object *is* the parts table), so this server process
+  runs with the minimum lowered to 1 byte and the parts are 1 KiB; nothing else differs.
+
+The last line is:
+
+  multipart: put_1g_8parallel=<MiB/s> get_1g=<MiB/s> complete_10000_parts=<seconds>
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gateway_bench import ACCESS_KEY, SECRET_KEY, MiB, curl_rate, free_port, presigner, stop, wait_ready  # noqa: E402
+
+BUCKET = "mpbench"
+#: Runs `ostor server` with S3's 5 MiB part minimum lowered (see the module docstring).
+LOW_MINIMUM_SERVER = ("import sys, ostor.engine.multipart as m; m.MIN_PART_SIZE = 1; "
+                      "from ostor.cli import main; sys.argv[0] = 'ostor'; main()")
+
+
+def start_server(workdir: Path) -> tuple[subprocess.Popen, str]:
+    """`ostor server` on a free port (the part minimum lowered for the 10,000-part upload)."""
+    port = free_port()
+    env = dict(os.environ, OSTOR_ROOT_ACCESS_KEY=ACCESS_KEY, OSTOR_ROOT_SECRET_KEY=SECRET_KEY)
+    log = open(workdir / "server.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-c", LOW_MINIMUM_SERVER, "server", str(workdir / "data"),
+                             "--address", f"127.0.0.1:{port}"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    base = f"http://127.0.0.1:{port}"
+    wait_ready(base + "/minio/health/ready", proc)
+    return proc, base
+
+
+def complete_xml(etags: list[str]) -> bytes:
+    """A CompleteMultipartUpload document for parts 1…N."""
+    parts = "".join(f"<Part><PartNumber>{n}</PartNumber><ETag>{etag}</ETag></Part>"
+                    for n, etag in enumerate(etags, 1))
+    return f"<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>".encode()
+
+
+def post(url: str, body: bytes) -> bytes:
+    """POST ``body`` to a presigned URL; returns the response body (raises on an HTTP error)."""
+    request = urllib.request.Request(url, data=body, method="POST")
+    with urllib.request.urlopen(request, timeout=600) as response:
+        return response.read()
+
+
+def put_parallel(s3, base: str, parts: list[Path]) -> float:
+    """MiB/s of a multipart upload whose parts go up in parallel, one curl process each."""
+    size = sum(p.stat().st_size for p in parts)
+    started = time.perf_counter()
+    upload_id = s3.create_multipart_upload(Bucket=BUCKET, Key="big")["UploadId"]
+    urls = [s3.generate_presigned_url("upload_part", Params={"Bucket": BUCKET, "Key": "big", "UploadId": upload_id,
+                                                             "PartNumber": n}, ExpiresIn=3600)
+            for n in range(1, len(parts) + 1)]
+    procs = [subprocess.Popen(["curl", "-sS", "-f", "-o", "/dev/null", "-D", "-", "-T", str(path), url],
+                              stdout=subprocess.PIPE, text=True) for path, url in zip(parts, urls)]
+    etags = []
+    for proc in procs:
+        out, _ = proc.communicate()
+        if proc.returncode != 0:
+            raise RuntimeError(f"curl part upload failed ({proc.returncode})")
+        etags.append(next(line.split(":", 1)[1].strip() for line in out.splitlines()
+                          if line.lower().startswith("etag:")))
+    post(s3.generate_presigned_url("complete_multipart_upload", Params={
+        "Bucket": BUCKET, "Key": "big", "UploadId": upload_id}, ExpiresIn=3600), complete_xml(etags))
+    return size / MiB / (time.perf_counter() - started)
+
+
+async def upload_small_parts(urls: list[str], body: bytes, concurrency: int = 16) -> None:
+    """PUT ``body`` to every URL with ``concurrency`` requests in flight (aiohttp)."""
+    import aiohttp
+
+    queue = list(reversed(urls))
+
+    async def worker(session) -> None:
+        while queue:
+            url = queue.pop()
+            async with session.put(url, data=body) as response:
+                if response.status != 200:
+                    raise RuntimeError(f"part upload answered {response.status}: {await response.text()}")
+                await response.read()
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+
+
+def complete_many(s3, count: int) -> float:
+    """Seconds CompleteMultipartUpload takes for an upload of ``count`` 1 KiB parts."""
+    upload_id = s3.create_multipart_upload(Bucket=BUCKET, Key="many")["UploadId"]
+    body = os.urandom(1024)
+    urls = [s3.generate_presigned_url("upload_part", Params={"Bucket": BUCKET, "Key": "many", "UploadId": upload_id,
+                                                             "PartNumber": n}, ExpiresIn=3600)
+            for n in range(1, count + 1)]
+    started = time.perf_counter()
+    asyncio.run(upload_small_parts(urls, body))
+    print(f"  uploaded {count} parts in {time.perf_counter() - started:.1f}s", file=sys.stderr)
+    etag = f'"{hashlib.md5(body).hexdigest()}"'
+    url = s3.generate_presigned_url("complete_multipart_upload", Params={
+        "Bucket": BUCKET, "Key": "many", "UploadId": upload_id}, ExpiresIn=3600)
+    document = complete_xml([etag] * count)
+    started = time.perf_counter()
+    answer = post(url, document)
+    elapsed = time.perf_counter() - started
+    if f"-{count}".encode() not in answer:
+        raise RuntimeError(f"unexpected CompleteMultipartUpload answer: {answer[:300]!r}")
+    return elapsed
+
+
+def main() -> None:
+    """Run the three measurements and print the figures line."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size-mib", type=int, default=1024, help="size of the large object")
+    parser.add_argument("--streams", type=int, default=8, help="parallel part uploads")
+    parser.add_argument("--parts", type=int, default=10000, help="parts of the upload to complete")
+    parser.add_argument("--dir", type=Path, default=None, help="work directory (default: a temp dir)")
+    args = parser.parse_args()
+    if shutil.which("curl") is None:
+        sys.exit("multipart_bench: curl is not installed (make debian-deps)")
+    workdir = Path(tempfile.mkdtemp(prefix="ostor-mpbench-", dir=args.dir))
+    proc = None
+    try:
+        part_size = args.size_mib * MiB // args.streams
+        block = os.urandom(part_size)
+        parts = []
+        for n in range(args.streams):
+            path = workdir / f"part{n}.bin"
+            path.write_bytes(n.to_bytes(8, "big") + block[8:])  # distinct, incompressible parts
+            parts.append(path)
+        del block
+        proc, base = start_server(workdir)
+        s3 = presigner(base)
+        s3.create_bucket(Bucket=BUCKET)
+        put = put_parallel(s3, base, parts)
+        get_url = s3.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": "big"}, ExpiresIn=3600)
+        size = sum(p.stat().st_size for p in parts)
+        curl_rate([get_url], size)  # warm the page cache once
+        get = curl_rate([get_url], size)
+        complete = complete_many(s3, args.parts)
+        print(f"multipart: put_1g_{args.streams}parallel={put:.0f} get_1g={get:.0f} "
+              f"complete_{args.parts}_parts={complete:.2f}", flush=True)
+    finally:
+        if proc is not None:
+            stop(proc)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
