@@ -9,6 +9,8 @@ from ostor.common.errors import InvalidArgument, InvalidBucketName, KeyTooLongEr
 
 MAX_KEY_BYTES = 1024
 _LABEL = re.compile(r"^[a-z0-9]([a-z0-9_-]*[a-z0-9])?$")
+#: Version ids the name servers hand out: 15 bytes in URL-safe base64, or "null".
+_VERSION_ID = re.compile(r"null|[A-Za-z0-9_-]{20}")
 
 
 def validate_bucket_name(name: str) -> None:
@@ -40,3 +42,10 @@ def validate_key(key: str) -> None:
     if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
         raise KeyTooLongError(Size=str(len(key.encode("utf-8", "surrogatepass"))),
                               MaxSizeAllowed=str(MAX_KEY_BYTES))
+
+
+def validate_version_id(version_id: str) -> None:
+    """Raise InvalidArgument for a version id no name server could have issued (S3 answers 400)."""
+    if not _VERSION_ID.fullmatch(version_id):
+        raise InvalidArgument("Invalid version id specified", ArgumentName="versionId",
+                              ArgumentValue=version_id)

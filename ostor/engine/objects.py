@@ -14,7 +14,7 @@ from ostor.common.errors import (
 )
 from ostor.common.frames import FRAME_SIZE, Frame
 from ostor.engine.guards import GuardPool
-from ostor.engine.naming import validate_key
+from ostor.engine.naming import validate_key, validate_version_id
 from ostor.engine.reader import ObjectReader
 from ostor.engine.services import NO_DATA_OS_ID, LocalServices
 from ostor.engine.types import ByteRange
@@ -152,6 +152,8 @@ class ObjectOps:
 
     async def head_object(self, bucket: str, key: str, version_id: str | None = None) -> ObjectRecord:
         """The record of the current (or given) version; NoSuchKey for a delete marker."""
+        if version_id is not None:
+            validate_version_id(version_id)
         try:
             record = await self._name_server(bucket, key).lookup(bucket, key, version_id)
         except NoSuchKey:
@@ -178,6 +180,8 @@ class ObjectOps:
 
     async def delete_object(self, bucket: str, key: str, version_id: str | None = None) -> DeleteOutcome:
         """Delete a name (the data is freed later by GC) or add a delete marker, as versioning says."""
+        if version_id is not None:
+            validate_version_id(version_id)
         bucket_record = await self.get_bucket(bucket)  # type: ignore[attr-defined]
         return await self._name_server(bucket, key).delete_name(
             bucket, key, version_id, bucket_record.versioning)

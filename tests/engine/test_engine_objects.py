@@ -217,3 +217,18 @@ async def test_corrupt_stores_refuse_to_start(tmp_path):
         await Engine.open(tmp_path / "d")
     assert pool.name in str(err.value)
     assert pool.read_bytes() == b"\0" * len(pool_bytes)  # never reinitialised silently
+
+
+async def test_malformed_version_id_is_invalid_argument(engine):
+    from ostor.common.errors import InvalidArgument, NoSuchVersion
+
+    await engine.update_bucket("bkt", versioning=Versioning.ENABLED)
+    version = (await engine.put_object("bkt", "vk", b"1")).version_id
+    for bad in ("nope", "x" * 21, "../../etc"):
+        with pytest.raises(InvalidArgument):
+            await engine.head_object("bkt", "vk", bad)
+        with pytest.raises(InvalidArgument):
+            await engine.delete_object("bkt", "vk", bad)
+    with pytest.raises(NoSuchVersion):  # well-formed but unknown
+        await engine.head_object("bkt", "vk", version[:-1] + ("A" if version[-1] != "A" else "B"))
+    assert (await engine.head_object("bkt", "vk", version)).version_id == version

@@ -88,7 +88,7 @@ def test_versioning_life_cycle(s3, bucket):
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Suspended"})
     assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Suspended"
     put = s3.put_object(Bucket=bucket, Key="doc", Body=b"n1")
-    assert put.get("VersionId") in (None, "null")
+    assert put["VersionId"] == "null"  # S3 names the null version in a suspended bucket
     s3.put_object(Bucket=bucket, Key="doc", Body=b"n2")
     versions, _ = _versions(s3, bucket)
     assert versions == [("doc", "null", True), ("doc", v1, False)]
@@ -190,3 +190,15 @@ def test_multipart_completion_into_versioned_bucket(s3, vbucket):
     assert s3.get_object(Bucket=vbucket, Key="mp", VersionId=old)["Body"].read() == b"old"
     attrs = s3.get_object_attributes(Bucket=vbucket, Key="mp", VersionId=old, ObjectAttributes=["ObjectSize"])
     assert attrs["ObjectSize"] == 3 and attrs["VersionId"] == old
+
+
+def test_malformed_version_id_is_400(s3, bucket):
+    import botocore.exceptions
+    import pytest as _pytest
+
+    s3.put_object(Bucket=bucket, Key="k", Body=b"1")
+    with _pytest.raises(botocore.exceptions.ClientError) as err:
+        s3.get_object(Bucket=bucket, Key="k", VersionId="not-a-version")
+    assert err.value.response["Error"]["Code"] == "InvalidArgument"
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert "VersionId" not in s3.put_object(Bucket=bucket, Key="k", Body=b"2")  # never versioned: no header

@@ -12,7 +12,7 @@ from ostor.gateway.body import MAX_OBJECT_SIZE
 from ostor.gateway.context import RequestContext, xml_response
 from ostor.gateway.handlers.common import (
     check_read_conditions, checksum_headers, metadata_from, storage_class_from, stored_headers_from,
-    write_condition,
+    write_condition, written_version_header,
 )
 from ostor.gateway.xmlio import child_text, document, element, iso_time, parse, sub
 from ostor.nameserver.records import NULL_VERSION
@@ -82,8 +82,7 @@ async def copy_object(ctx: RequestContext) -> web.StreamResponse:
     headers = dict(checksum_headers(record.checksums, record.checksum_type))
     if source.version_id and source.version_id != NULL_VERSION:
         headers["x-amz-copy-source-version-id"] = source.version_id
-    if record.version_id and record.version_id != NULL_VERSION:
-        headers["x-amz-version-id"] = record.version_id
+    headers.update(await written_version_header(ctx, record))
     return xml_response(document(root), headers=headers)
 
 

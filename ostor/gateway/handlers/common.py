@@ -12,7 +12,7 @@ from ostor.engine.types import ByteRange
 from ostor.gateway import checksums
 from ostor.gateway.context import RequestContext
 from ostor.gateway.xmlio import http_time
-from ostor.nameserver.records import NULL_VERSION, ObjectRecord, WriteCondition
+from ostor.nameserver.records import NULL_VERSION, ObjectRecord, Versioning, WriteCondition
 
 #: System headers S3 stores with an object and returns on GET/HEAD.
 STORED_HEADERS = ("content-disposition", "content-language", "cache-control", "expires",
@@ -65,6 +65,17 @@ def write_condition(ctx: RequestContext) -> WriteCondition | None:
     if none_match is None and match is None:
         return None
     return WriteCondition(if_none_match_star=none_match is not None, if_match=match.strip() if match else None)
+
+
+async def written_version_header(ctx: RequestContext, record: ObjectRecord) -> dict[str, str]:
+    """x-amz-version-id for a write's response: the new version, or "null" in a bucket whose
+    versioning is suspended (S3 names the null version there; never-versioned buckets get none)."""
+    if record.version_id and record.version_id != NULL_VERSION:
+        return {"x-amz-version-id": record.version_id}
+    bucket = await ctx.engine.get_bucket(record.bucket)
+    if bucket.versioning is not Versioning.NONE:
+        return {"x-amz-version-id": NULL_VERSION}
+    return {}
 
 
 def object_headers(record: ObjectRecord, checksum_mode: bool) -> dict[str, str]:

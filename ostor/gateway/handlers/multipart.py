@@ -15,6 +15,7 @@ from ostor.gateway.handlers.batch import check_source_access, parse_copy_source
 from ostor.gateway.handlers.buckets import owner_element
 from ostor.gateway.handlers.common import (
     check_read_conditions, checksum_headers, metadata_from, storage_class_from, stored_headers_from, write_condition,
+    written_version_header,
 )
 from ostor.gateway.xmlio import child_text, document, element, iso_time, parse, sub
 from ostor.nameserver.records import NULL_VERSION, ObjectRecord
@@ -174,10 +175,7 @@ async def complete_upload(ctx: RequestContext) -> web.StreamResponse:
         sub(result, f"Checksum{alg}", value)
     if record.checksum_type:
         sub(result, "ChecksumType", record.checksum_type)
-    headers = {}
-    if record.version_id and record.version_id != NULL_VERSION:
-        headers["x-amz-version-id"] = record.version_id
-    return xml_response(document(result), headers=headers)
+    return xml_response(document(result), headers=await written_version_header(ctx, record))
 
 
 async def abort_upload(ctx: RequestContext) -> web.StreamResponse:

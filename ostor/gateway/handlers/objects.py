@@ -12,10 +12,10 @@ from ostor.gateway.body import MAX_OBJECT_SIZE
 from ostor.gateway.context import RequestContext
 from ostor.gateway.handlers.common import (
     RESPONSE_OVERRIDES, check_read_conditions, checksum_headers, metadata_from, object_headers,
-    parse_range, storage_class_from, stored_headers_from, write_condition,
+    parse_range, storage_class_from, stored_headers_from, write_condition, written_version_header,
 )
 from ostor.gateway.zerocopy import SENDFILE_MIN_BYTES, pinned_extents, plain_socket, send_extents
-from ostor.nameserver.records import NULL_VERSION, ObjectRecord
+from ostor.nameserver.records import ObjectRecord
 
 
 def _version(ctx: RequestContext) -> str | None:
@@ -76,9 +76,8 @@ async def put_object(ctx: RequestContext) -> web.StreamResponse:
         metadata=metadata, checksums=ctx.body.computed,
         checksum_type="FULL_OBJECT" if spec else None, storage_class=storage_class_from(ctx),
         condition=write_condition(ctx), max_size=MAX_OBJECT_SIZE)
-    headers = {"ETag": record.etag, **checksum_headers(record.checksums, record.checksum_type)}
-    if record.version_id and record.version_id != NULL_VERSION:
-        headers["x-amz-version-id"] = record.version_id
+    headers = {"ETag": record.etag, **checksum_headers(record.checksums, record.checksum_type),
+               **await written_version_header(ctx, record)}
     return web.Response(status=200, headers=headers)
 
 
