@@ -7,15 +7,20 @@ tool opens the volume itself and runs the same :class:`AdminService`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
-from collections.abc import AsyncIterator, Callable
+import sys
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import aiohttp
+import click
 
-from ostor.common.errors import AdminError, InternalError, OstorError, S3Error, admin_error_class, error_class
+from ostor.common.errors import (
+    AdminError, InternalError, InvalidAdminArgument, OstorError, S3Error, admin_error_class, error_class,
+)
 from ostor.engine.volume import VOLUME_FILE, VolumeLayout
 from ostor.admin.service import SOCKET_NAME, AdminService
 from ostor.gateway.stats import Statistics
@@ -121,3 +126,29 @@ async def call(data_dir: Path, command: str, args: dict[str, Any], progress: Pro
 
 
 __all__ = ["AdminError", "AdminUnavailable", "S3Error", "call", "volume_id"]
+
+
+#: Exit codes of the admin tools: refused, bad arguments, store unreachable (0 is done).
+EXIT_REFUSED, EXIT_USAGE, EXIT_UNAVAILABLE = 1, 2, 3
+
+
+def fail(tool: str, command: str, message: str, code: int) -> NoReturn:
+    """Print ``<tool> <command>: <message>`` on stderr and exit with ``code``."""
+    click.echo(f"{tool} {command}: {message}", err=True)
+    sys.exit(code)
+
+
+def run_command(tool: str, command: str, coro: Coroutine[Any, Any, Any]) -> Any:
+    """Run an admin call to completion; refusals become a readable message and an exit code."""
+    try:
+        return asyncio.run(coro)
+    except InvalidAdminArgument as exc:
+        fail(tool, command, str(exc), EXIT_USAGE)
+    except AdminError as exc:
+        fail(tool, command, str(exc), EXIT_REFUSED)
+    except S3Error as exc:
+        fail(tool, command, f"{exc.code}: {exc.message}", EXIT_REFUSED)
+    except AdminUnavailable as exc:
+        fail(tool, command, str(exc), EXIT_UNAVAILABLE)
+    except OSError as exc:
+        fail(tool, command, f"cannot reach the store: {exc}", EXIT_UNAVAILABLE)

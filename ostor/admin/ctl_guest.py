@@ -10,7 +10,6 @@ arguments, 3 the store cannot be reached.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import sys
@@ -20,35 +19,17 @@ from typing import Any
 
 import click
 
-from ostor.admin.client import AdminUnavailable, call
+from ostor.admin.client import call, run_command
 from ostor.admin.render import iso_time
-from ostor.common.errors import AdminError, InvalidAdminArgument, S3Error
 
-EXIT_REFUSED, EXIT_USAGE, EXIT_UNAVAILABLE = 1, 2, 3
+TOOL = "ostor-ctl"
 FORMATS = click.Choice(["table", "json"])
-
-
-def _fail(command: str, message: str, code: int) -> None:
-    click.echo(f"ostor-ctl {command}: {message}", err=True)
-    sys.exit(code)
 
 
 def run(command: str, data_dir: Path, args: dict[str, Any]) -> Any:
     """Run an admin command (socket or local); refusals become messages and exit codes."""
     args = {k: v for k, v in args.items() if v is not None}
-    shown = command.replace("-", " ")
-    try:
-        return asyncio.run(call(data_dir, command, args))
-    except InvalidAdminArgument as exc:
-        _fail(shown, str(exc), EXIT_USAGE)
-    except AdminError as exc:
-        _fail(shown, str(exc), EXIT_REFUSED)
-    except S3Error as exc:
-        _fail(shown, f"{exc.code}: {exc.message}", EXIT_REFUSED)
-    except AdminUnavailable as exc:
-        _fail(shown, str(exc), EXIT_UNAVAILABLE)
-    except OSError as exc:
-        _fail(shown, f"cannot reach the store: {exc}", EXIT_UNAVAILABLE)
+    return run_command(TOOL, command.replace("-", " "), call(data_dir, command, args))
 
 
 def data_option(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -12,7 +12,6 @@ Exit codes: 0 done, 1 refused (unknown user, key limit, bucket owned, ...),
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import sys
 from collections.abc import Callable
@@ -22,15 +21,14 @@ from typing import Any
 import click
 
 from ostor.admin import render
-from ostor.admin.client import AdminUnavailable, call, volume_id
-from ostor.common.errors import AdminError, CorruptStoreError, InvalidAdminArgument, S3Error, VolumeMismatch
+from ostor.admin.client import EXIT_UNAVAILABLE, EXIT_USAGE, call, fail, run_command, volume_id
+from ostor.common.errors import CorruptStoreError, VolumeMismatch
 
-EXIT_REFUSED, EXIT_USAGE, EXIT_UNAVAILABLE = 1, 2, 3
+TOOL = "ostor-s3-admin"
 
 
 def _fail(command: str, message: str, code: int) -> None:
-    click.echo(f"ostor-s3-admin {command}: {message}", err=True)
-    sys.exit(code)
+    fail(TOOL, command, message, code)
 
 
 def _check_volume(command: str, data_dir: Path, volume: str | None) -> None:
@@ -54,18 +52,7 @@ def run(command: str, data_dir: Path, volume: str | None, args: dict[str, Any],
     """Check -V, run the command (socket or local), turn refusals into messages and exit codes."""
     _check_volume(command, data_dir, volume)
     args = {k: v for k, v in args.items() if v is not None}
-    try:
-        return asyncio.run(call(data_dir, command, args, progress))
-    except InvalidAdminArgument as exc:
-        _fail(command, str(exc), EXIT_USAGE)
-    except AdminError as exc:
-        _fail(command, str(exc), EXIT_REFUSED)
-    except S3Error as exc:
-        _fail(command, f"{exc.code}: {exc.message}", EXIT_REFUSED)
-    except AdminUnavailable as exc:
-        _fail(command, str(exc), EXIT_UNAVAILABLE)
-    except OSError as exc:
-        _fail(command, f"cannot reach the store: {exc}", EXIT_UNAVAILABLE)
+    return run_command(TOOL, command, call(data_dir, command, args, progress))
 
 
 def common(func: Callable[..., Any]) -> Callable[..., Any]:

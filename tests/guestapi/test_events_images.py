@@ -34,7 +34,8 @@ def _read_stream(sync, path, query, until):
             return resp.getheader("Content-Type"), events
 
 
-def _read_websocket(sync, path, query, until):
+def _open_websocket(path, query=""):
+    """Upgrade a new connection on /1.0/events to a WebSocket; returns the socket and bytes already read."""
     sock = socket.socket(socket.AF_UNIX)
     sock.settimeout(30)
     sock.connect(path)
@@ -46,6 +47,11 @@ def _read_websocket(sync, path, query, until):
         buf += sock.recv(4096)
     head, buf = buf.split(b"\r\n\r\n", 1)
     assert head.startswith(b"HTTP/1.1 101"), head
+    return sock, buf
+
+
+def _read_websocket(sync, path, query, until):
+    sock, buf = _open_websocket(path, query)
     sync.ready()
     events = []
 
@@ -198,17 +204,7 @@ def _await_ping(sync, path):
     """Open the events WebSocket and wait for the server's first ping (opcode 0x9)."""
     import time
 
-    sock = socket.socket(socket.AF_UNIX)
-    sock.settimeout(30)
-    sock.connect(path)
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall((f"GET /1.0/events HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                  f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        buf += sock.recv(4096)
-    head, buf = buf.split(b"\r\n\r\n", 1)
-    assert head.startswith(b"HTTP/1.1 101"), head
+    sock, buf = _open_websocket(path)
     opened = time.monotonic()
     while len(buf) < 2:
         chunk = sock.recv(4096)
