@@ -15,8 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
-import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from aiohttp import web
 
 from ostor.admin.instances import GuestCommands  # guest API: instance-* and image-* commands
 from ostor.common.errors import AdminError, InvalidAdminArgument, OstorError, S3Error
+from ostor.common.unixsocket import bind_unix, inode_of, remove_if_ours, served_elsewhere
 from ostor.gateway.stats import Statistics
 from ostor.gateway.users import SERVICE_BUCKET, User, UserStore
 
@@ -244,25 +243,11 @@ class AdminSocket:
 
     async def start(self) -> bool:
         """Bind the socket (mode 0600); False when another live server already answers on it."""
-        if self.path.exists():
-            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                probe.connect(str(self.path))
-                log.warning("admin socket %s is served by another process; not starting one", self.path)
-                return False
-            except OSError:
-                self.path.unlink(missing_ok=True)  # left behind by a server that died
-            finally:
-                probe.close()
-        # Bind under a temporary name, restrict it, then rename: admin.sock never exists with
-        # wider permissions.
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
-        tmp.unlink(missing_ok=True)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.bind(str(tmp))
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, self.path)
-        self._inode = os.stat(self.path).st_ino
+        if self.path.exists() and served_elsewhere(self.path):
+            log.warning("admin socket %s is served by another process; not starting one", self.path)
+            return False
+        sock = bind_unix(self.path, 0o600)  # a stale file left by a dead server is replaced
+        self._inode = inode_of(self.path)
         app = web.Application()
         app.router.add_post("/v1/{command}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -275,11 +260,7 @@ class AdminSocket:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        try:
-            if self._inode is not None and os.stat(self.path).st_ino == self._inode:
-                self.path.unlink()
-        except FileNotFoundError:
-            pass
+        remove_if_ours(self.path, self._inode)
 
 
 class AdminRuntime:

@@ -22,14 +22,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
 import struct
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 from ostor.common.errors import ServiceUnavailableError
 from ostor.common.messages import ServiceEndpoint
+from ostor.common.unixsocket import bind_unix
 
 log = logging.getLogger(__name__)
 
@@ -61,25 +60,6 @@ def write_message(writer: asyncio.StreamWriter, kind: int, payload: bytes = b"")
         writer.write(payload)
 
 
-def bind_unix(path: Path) -> socket.socket:
-    """A listening Unix socket at ``path``, mode 0600 from the moment the name exists."""
-    path = Path(path)
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.unlink(missing_ok=True)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.bind(str(tmp))
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-        sock.listen(256)
-    except BaseException:
-        sock.close()
-        tmp.unlink(missing_ok=True)
-        raise
-    return sock
-
-
 class RpcServer:
     """Serves one ServiceEndpoint on a Unix socket; each connection runs its calls in order."""
 
@@ -91,7 +71,7 @@ class RpcServer:
 
     async def start(self) -> None:
         """Bind the socket (mode 0600) and start accepting."""
-        sock = bind_unix(self.path)
+        sock = bind_unix(self.path, 0o600)
         self._server = await asyncio.start_unix_server(self._serve, sock=sock, limit=_STREAM_LIMIT)
 
     async def stop(self) -> None:

@@ -9,13 +9,13 @@ are raised for that. Access control is per request, from peer credentials.
 from __future__ import annotations
 
 import logging
-import os
 import resource
-import socket
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+
+from ostor.common.unixsocket import bind_unix, inode_of, remove_if_ours, served_elsewhere
 
 from ostor.guestapi.app import GuestApi
 
@@ -39,17 +39,6 @@ def raise_file_limit(wanted: int = WANTED_FILES) -> int:
     return soft
 
 
-def _alive(path: Path) -> bool:
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(str(path))
-        return True
-    except OSError:
-        return False
-    finally:
-        probe.close()
-
-
 class GuestApiSocket:
     """Serves a :class:`GuestApi` on a Unix socket."""
 
@@ -61,22 +50,13 @@ class GuestApiSocket:
 
     async def start(self) -> bool:
         """Bind and serve; False (and a warning) when another live process already serves the path."""
-        if self.path.exists() or self.path.is_symlink():
-            if _alive(self.path):
-                log.warning("guest API socket %s is served by another process; not starting one", self.path)
-                return False
-            self.path.unlink()  # left behind by a server that died
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if (self.path.exists() or self.path.is_symlink()) and served_elsewhere(self.path):
+            log.warning("guest API socket %s is served by another process; not starting one", self.path)
+            return False
         raise_file_limit()
-        # Bind under a temporary name, set the mode, then rename: clients never meet a socket
-        # they cannot use.
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
-        tmp.unlink(missing_ok=True)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.bind(str(tmp))
-        os.chmod(tmp, SOCKET_MODE)
-        os.replace(tmp, self.path)
-        self._inode = os.stat(self.path).st_ino
+        # Instances in other users' namespaces must reach the socket: world-usable from the start.
+        sock = bind_unix(self.path, SOCKET_MODE, dir_mode=0o755, backlog=BACKLOG)
+        self._inode = inode_of(self.path)
         self._runner = web.AppRunner(self.api.app(), access_log=None, handle_signals=False)
         await self._runner.setup()
         await web.SockSite(self._runner, sock, backlog=BACKLOG, shutdown_timeout=2).start()
@@ -89,11 +69,7 @@ class GuestApiSocket:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        try:
-            if self._inode is not None and os.stat(self.path).st_ino == self._inode:
-                self.path.unlink()
-        except FileNotFoundError:
-            pass
+        remove_if_ours(self.path, self._inode)
 
 
 async def start_guestapi(engine: Any, records: Any, path: Path) -> GuestApiSocket:
