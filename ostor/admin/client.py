@@ -8,6 +8,7 @@ tool opens the volume itself and runs the same :class:`AdminService`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import socket
 import sys
@@ -152,3 +153,13 @@ def run_command(tool: str, command: str, coro: Coroutine[Any, Any, Any]) -> Any:
         fail(tool, command, str(exc), EXIT_UNAVAILABLE)
     except OSError as exc:
         fail(tool, command, f"cannot reach the store: {exc}", EXIT_UNAVAILABLE)
+
+
+def data_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``--data DIR`` (env OSTOR_DATA)."""
+    @click.option("--data", "data_dir", envvar="OSTOR_DATA", default="./data", show_default=True,
+                  type=click.Path(file_okay=False, path_type=Path), help="Data directory (env OSTOR_DATA).")
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return func(*args, **kwargs)
+    return wrapper

@@ -10,16 +10,14 @@ arguments, 3 the store cannot be reached.
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from ostor.admin.client import call, run_command
+from ostor.admin.client import call, data_option, run_command
 from ostor.admin.render import iso_time
 
 TOOL = "ostor-ctl"
@@ -30,16 +28,6 @@ def run(command: str, data_dir: Path, args: dict[str, Any]) -> Any:
     """Run an admin command (socket or local); refusals become messages and exit codes."""
     args = {k: v for k, v in args.items() if v is not None}
     return run_command(TOOL, command.replace("-", " "), call(data_dir, command, args))
-
-
-def data_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Add ``--data DIR`` (env OSTOR_DATA)."""
-    @click.option("--data", "data_dir", envvar="OSTOR_DATA", default="./data", show_default=True,
-                  type=click.Path(file_okay=False, path_type=Path), help="Data directory (env OSTOR_DATA).")
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        return func(*args, **kwargs)
-    return wrapper
 
 
 def parse_pairs(pairs: tuple[str, ...], *, allow_key_value: bool = False) -> dict[str, str]:

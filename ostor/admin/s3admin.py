@@ -21,7 +21,7 @@ from typing import Any
 import click
 
 from ostor.admin import render
-from ostor.admin.client import EXIT_UNAVAILABLE, EXIT_USAGE, call, fail, run_command, volume_id
+from ostor.admin.client import EXIT_UNAVAILABLE, EXIT_USAGE, call, data_option, fail, run_command, volume_id
 from ostor.common.errors import CorruptStoreError, VolumeMismatch
 
 TOOL = "ostor-s3-admin"
@@ -57,14 +57,8 @@ def run(command: str, data_dir: Path, volume: str | None, args: dict[str, Any],
 
 def common(func: Callable[..., Any]) -> Callable[..., Any]:
     """Add -V and --data to a command."""
-    @click.option("-V", "--volume", "volume", metavar="VOLUME_ID", default=None,
-                  help="Volume ID (16 hex digits, see `ostor-ctl get-config`).")
-    @click.option("--data", "data_dir", envvar="OSTOR_DATA", default="./data", show_default=True,
-                  type=click.Path(file_okay=False, path_type=Path), help="Data directory (env OSTOR_DATA).")
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        return func(*args, **kwargs)
-    return wrapper
+    return click.option("-V", "--volume", "volume", metavar="VOLUME_ID", default=None,
+                        help="Volume ID (16 hex digits, see `ostor-ctl get-config`).")(data_option(func))
 
 
 def who(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -30,7 +30,7 @@ from ostor.common.ids import format_id
 from ostor.common.messages import ServiceClient, ServiceEndpoint
 from ostor.common.rpc import RpcServer, SocketTransport
 from ostor.engine.placement import Placement
-from ostor.engine.services import NO_DATA_OS_ID, LocalServices, _NoData
+from ostor.engine.services import LocalServices, ServiceLookup
 from ostor.engine.transport import service_codec
 from ostor.engine.volume import VolumeLayout
 from ostor.nameserver.protocol import NAME_SERVER_OPERATIONS
@@ -131,7 +131,7 @@ class RemoteObjectServer:
 
 
 @dataclass
-class RemoteServices:
+class RemoteServices(ServiceLookup):
     """The services of one volume, reached over Unix sockets (same face as LocalServices)."""
 
     layout: VolumeLayout
@@ -161,16 +161,6 @@ class RemoteServices:
             client = ServiceClient(transport, OBJECT_SERVER_OPERATIONS, codec, {"service_id": os_id})
             services.object_servers[os_id] = RemoteObjectServer(client, services._files)
         return services
-
-    def name_server(self, service_id: int) -> Any:
-        """The name server with this ID."""
-        return self.name_servers[service_id]
-
-    def object_server(self, service_id: int) -> Any:
-        """The object server with this ID (a no-op sink for the empty-segment ID 0)."""
-        if service_id == NO_DATA_OS_ID:
-            return _NoData()
-        return self.object_servers[service_id]
 
     async def start(self) -> None:
         """Nothing to start: the storage process runs the workers."""

@@ -45,8 +45,25 @@ class ServiceConfig:
     messages: bool = False
 
 
+class ServiceLookup:
+    """Finding a volume's services by ID (shared by the local and remote registries)."""
+
+    name_servers: dict[int, Any]
+    object_servers: dict[int, Any]
+
+    def name_server(self, service_id: int) -> Any:
+        """The name server with this ID."""
+        return self.name_servers[service_id]
+
+    def object_server(self, service_id: int) -> Any:
+        """The object server with this ID (a no-op sink for the empty-segment ID 0)."""
+        if service_id == NO_DATA_OS_ID:
+            return _NoData()
+        return self.object_servers[service_id]
+
+
 @dataclass
-class LocalServices:
+class LocalServices(ServiceLookup):
     """Name and object servers of one volume, keyed by service ID.
 
     ``name_servers``/``object_servers`` are what the engine talks to (the
@@ -64,16 +81,6 @@ class LocalServices:
     _started: bool = field(default=False, repr=False)
     _flusher: GroupCommit | None = field(default=None, repr=False)
     _writer_thread: WriterThread | None = field(default=None, repr=False)
-
-    def name_server(self, service_id: int) -> Any:
-        """The name server with this ID."""
-        return self.name_servers[service_id]
-
-    def object_server(self, service_id: int) -> Any:
-        """The object server with this ID (a no-op sink for the empty-segment ID 0)."""
-        if service_id == NO_DATA_OS_ID:
-            return _NoData()
-        return self.object_servers[service_id]
 
     @classmethod
     async def open(cls, data_dir: Path, config: ServiceConfig | None = None,
