@@ -8,6 +8,7 @@ classes of :mod:`ostor.common.errors`.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ostor.engine.buckets import BucketOps
@@ -25,6 +26,8 @@ class Engine(BucketOps, ObjectOps, MultipartOps):
         self.services = services
         self.guards = GuardPool(guard_ttl)
         self._bucket_cache = {}
+        #: Threads that hash large bodies beside the event loop (ostor.common.hashing).
+        self.hash_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ostor-hash")
 
     @classmethod
     async def open(cls, data_dir: Path, config: ServiceConfig | None = None, *,
@@ -41,6 +44,7 @@ class Engine(BucketOps, ObjectOps, MultipartOps):
         try:
             await self.guards.release_all(self.services.name_server)
         finally:
+            self.hash_executor.shutdown(wait=False)
             await self.services.close()
 
     async def __aenter__(self) -> "Engine":

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from concurrent.futures import Executor
 from dataclasses import replace
 from typing import Any
 
@@ -13,6 +14,7 @@ from ostor.common.errors import (
     EntityTooLarge, GuardMissingError, InvalidRange, MethodNotAllowed, NoSuchKey, RequestTimeout,
 )
 from ostor.common.frames import FRAME_SIZE, Frame
+from ostor.common.hashing import DigestPipe
 from ostor.engine.guards import GuardPool
 from ostor.engine.naming import validate_key, validate_version_id
 from ostor.engine.reader import ObjectReader
@@ -54,6 +56,7 @@ class ObjectOps:
 
     services: LocalServices
     guards: GuardPool
+    hash_executor: Executor | None
 
     def _name_server(self, bucket: str, key: str) -> Any:
         return self.services.name_server(self.services.placement.name_server_for(bucket, key))
@@ -79,6 +82,7 @@ class ObjectOps:
         object_server = self.services.object_server(os_id)
         object_id, guard_expires = await self.guards.take(name_server, os_id)
         md5 = hashlib.md5()
+        digests = DigestPipe((md5,), self.hash_executor)
         size = 0
 
         async def frames() -> AsyncIterator[Frame]:
@@ -88,13 +92,14 @@ class ObjectOps:
                 size += len(chunk)
                 if max_size is not None and size > max_size:
                     raise EntityTooLarge(MaxSizeAllowed=str(max_size), ProposedSize=str(size))
-                md5.update(chunk)
+                await digests.update(chunk)
                 view = memoryview(chunk)
                 for start in range(0, len(view), FRAME_SIZE):
                     yield Frame(view[start:start + FRAME_SIZE], False)
                 if self.guards.needs_renewal(guard_expires):
                     guard_expires = await name_server.renew_guard(object_id)
                 chunk = await anext(chunks, None)
+            await digests.finish()
             yield Frame(b"", True)
 
         stream = frames()

@@ -103,6 +103,8 @@ class Gateway:
         self.engine = engine
         self.users = users
         self.config = config or GatewayConfig()
+        #: Large request bodies are hashed in the engine's hash threads (ostor.common.hashing).
+        self.hash_executor = getattr(engine, "hash_executor", None)
 
     def app(self) -> web.Application:
         """The aiohttp application serving S3 on every path."""
@@ -151,7 +153,7 @@ class Gateway:
                                 self.users.lookup, time.time())
             request[STATS_KEY] = (auth.user.user_id if auth.user else "", bucket, operation.name)
             ctx = RequestContext(request, self.engine, self.config, request_id, bucket, key,
-                                 query, auth, RequestBody(request, auth))
+                                 query, auth, RequestBody(request, auth, self.hash_executor))
             await self._authorise(ctx, operation)
             if request.headers.get("expect", "").lower() == "100-continue" and request.version >= (1, 1):
                 await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")

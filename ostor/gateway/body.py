@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import AsyncIterator
+from concurrent.futures import Executor
 
 from aiohttp import web
 
@@ -21,6 +22,7 @@ from ostor.gateway.auth.sigv4 import (
     STREAMING_MODES, STREAMING_SIGNED, STREAMING_SIGNED_TRAILER, UNSIGNED, AuthResult,
 )
 from ostor.common.errors import XAmzContentSHA256Mismatch
+from ostor.common.hashing import DigestPipe
 
 MAX_OBJECT_SIZE = 5 * 1024 ** 3
 
@@ -28,9 +30,10 @@ MAX_OBJECT_SIZE = 5 * 1024 ** 3
 class RequestBody:
     """The payload of one request, decoded and verified as it streams."""
 
-    def __init__(self, request: web.Request, auth: AuthResult) -> None:
+    def __init__(self, request: web.Request, auth: AuthResult, hash_executor: Executor | None = None) -> None:
         self.request = request
         self.auth = auth
+        self.hash_executor = hash_executor
         headers = request.headers
         encodings = [e.strip().lower() for e in headers.get("content-encoding", "").split(",") if e.strip()]
         self.chunked = "aws-chunked" in encodings or auth.payload_hash in STREAMING_MODES
@@ -65,12 +68,17 @@ class RequestBody:
             raise EntityTooLarge(ProposedSize=str(length), MaxSizeAllowed=str(max_size))
 
     async def _raw(self) -> AsyncIterator[bytes]:
+        # readchunk, not readany: readany joins every buffered socket read into one new
+        # bytes object, a copy of the whole body that readchunk does not make.
+        # An empty chunk is either a chunked-encoding boundary or the end; at_eof() tells
+        # which (aiohttp's shared empty payload answers every call with a boundary).
         content = self.request.content
         while True:
-            chunk = await content.readany()
-            if not chunk:
+            chunk, _ = await content.readchunk()
+            if chunk:
+                yield chunk
+            elif content.at_eof():
                 return
-            yield chunk
 
     async def stream(self) -> AsyncIterator[bytes]:
         """The payload's bytes, verified; raises (BadDigest, XAmzContentSHA256Mismatch, ...) before ending."""
@@ -88,13 +96,16 @@ class RequestBody:
         md5 = hashlib.md5() if self.md5 is not None else None
         spec = self.checksum
         hasher = checksums.Hasher(spec.algorithm) if spec else None
+        digests = [d for d in (sha256, md5, hasher) if d is not None]
+        pipe = DigestPipe(digests, self.hash_executor) if digests else None
         total = 0
         async for chunk in source:
             total += len(chunk)
-            for digest in (sha256, md5, hasher):
-                if digest is not None:
-                    digest.update(chunk)
+            if pipe is not None:
+                await pipe.update(chunk)
             yield chunk
+        if pipe is not None:
+            await pipe.finish()
         if decoder is not None:
             declared = self.declared_length()
             if declared is not None and declared != total:

@@ -15,7 +15,6 @@ states a crash can leave behind:
 
 from __future__ import annotations
 
-import zlib
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -78,7 +77,7 @@ class RepairStats:
 
 
 def _data_ok(pool: Pool, block: int, header: BlockHeader) -> bool:
-    return zlib.crc32(pool.read_data(block, header.used)) == header.data_crc
+    return pool.data_crc(pool.read_data(block, header.used)) == header.data_crc
 
 
 def rebuild_index(pools: list[Pool]) -> tuple[dict[bytes, Entry], RepairStats]:

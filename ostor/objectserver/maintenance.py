@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import zlib
 from typing import TYPE_CHECKING
 
 from ostor.objectserver.types import Damage, PoolUsage, VerifyReport
@@ -145,7 +144,7 @@ class MaintenanceMixin:
                 big = header.used >= self.config.thread_io_from
                 data = (await loop.run_in_executor(self._io, pool.read_data, old, header.used)
                         if big else pool.read_data(old, header.used))
-                if zlib.crc32(data) != header.data_crc:
+                if pool.data_crc(data) != header.data_crc:
                     pool.release(new)
                     return False  # damaged: leave it where verify() can report it
                 if big:
@@ -189,7 +188,7 @@ class MaintenanceMixin:
                 elif (header.piece_index, header.piece_count, header.used, header.total_size) != (
                         idx, len(entry.pieces), p.used, entry.size):
                     reason = f"{where}: header does not match the block map"
-                elif zlib.crc32(pool.read_data(p.block, p.used)) != header.data_crc:
+                elif pool.data_crc(pool.read_data(p.block, p.used)) != header.data_crc:
                     reason = f"{where}: data crc mismatch"
                 if reason is not None:
                     report.damaged.append(Damage(entry.object_id, reason))

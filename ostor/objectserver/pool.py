@@ -1,6 +1,6 @@
 """One pool file: a system block, then fixed-size regions of equal-sized blocks.
 
-On-disk format, version 1 (all integers little-endian):
+On-disk format, version 2 (all integers little-endian):
 
 * **System block** at offset 0, ``sys_size`` bytes (4 KiB rounded up to the
   block size so data stays aligned): ``SYS_FORMAT`` = magic ``OSTORPL1``,
@@ -13,8 +13,14 @@ On-disk format, version 1 (all integers little-endian):
   at ``region_start + region_hdr + i * block_size`` — a multiple of the block
   size.
 * **Block header record** (``REC_FORMAT``): magic ``OBLK``, object id (16
-  bytes), piece index, piece count, used length, object total size, crc32 of
-  the used data, creation time (ns), crc32 of the record.
+  bytes), piece index, piece count, used length, object total size, checksum
+  of the used data, creation time (ns), crc32 of the record.
+
+Version 2 differs from version 1 only in the data checksum of block headers:
+CRC32C (hardware-accelerated through awscrt, about 40 GiB/s) instead of zlib's
+CRC32 (about 2.5 GiB/s, a tenth of a core per GiB written). New pools are
+version 2; version 1 pools stay readable as they are (``Pool.data_crc`` picks
+the function), so no migration rewrites anything.
 
 A block is *free* (used=0), *live* (used=1, dirty=0) or *dirty* (used=1,
 dirty=1: deleted, awaiting GC). Files are sparse and grow on demand; bytes past
@@ -30,11 +36,16 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from awscrt.checksums import crc32c
+
 from ostor.common.errors import CorruptStoreError
+from ostor.objectserver.direct import open_direct
 from ostor.objectserver.fileio import pread_exact, punch_hole
 
 MAGIC = b"OSTORPL1"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: The data checksum of each readable format version.
+DATA_CRC = {1: zlib.crc32, 2: crc32c}
 BLOCKS_PER_REGION = 512
 HEADER_SIZE = 64
 BITMAP_BYTES = BLOCKS_PER_REGION // 8
@@ -113,6 +124,11 @@ class Pool:
         self._next_fresh = 0        # blocks >= this were never used since the last truncate
         self.pwrites = 0            # observable I/O counters (tests, metrics)
         self.preads = 0
+        self._direct_fd: int | None = None
+        self._direct_tried = False
+        self.version = FORMAT_VERSION
+        #: The checksum of block data this pool's format uses (``DATA_CRC``).
+        self.data_crc = DATA_CRC[FORMAT_VERSION]
 
     # ----- creation and validation -------------------------------------------------
 
@@ -164,8 +180,9 @@ class Pool:
             raise CorruptStoreError(self.path, "bad magic")
         if SYS_CRC.unpack_from(raw, SYS_FORMAT.size)[0] != zlib.crc32(raw[:SYS_FORMAT.size]):
             raise CorruptStoreError(self.path, "system block crc mismatch")
-        if version != FORMAT_VERSION:
+        if version not in DATA_CRC:
             raise CorruptStoreError(self.path, f"unknown format version {version}")
+        self.version, self.data_crc = version, DATA_CRC[version]
         if (bsize, per_region, rec_size, region_hdr) != (
                 self.block_size, BLOCKS_PER_REGION, HEADER_SIZE, self.region_hdr):
             raise CorruptStoreError(self.path, "geometry mismatch")
@@ -182,10 +199,20 @@ class Pool:
         self.used, self.disk_used, self.dirty = used, bytearray(used), dirty
 
     def close(self) -> None:
-        """Close the file descriptor."""
+        """Close the file descriptors."""
+        if self._direct_fd is not None:
+            os.close(self._direct_fd)
+            self._direct_fd = None
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+
+    def direct_fd(self) -> int | None:
+        """A write-only O_DIRECT descriptor of the file, opened on first use (None: unsupported)."""
+        if not self._direct_tried:
+            self._direct_tried = True
+            self._direct_fd = open_direct(self.path)
+        return self._direct_fd
 
     # ----- geometry -----------------------------------------------------------------
 

@@ -14,7 +14,6 @@ import asyncio
 import bisect
 import os
 import time
-import zlib
 from collections import Counter
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -31,6 +30,7 @@ from ostor.objectserver.lock import (ObjectExistsError, ServiceMissingError, acq
                                      release_lock)
 from ostor.objectserver.leases import LeaseMixin
 from ostor.objectserver.maintenance import MaintenanceMixin
+from ostor.objectserver.direct import AlignedBuffers, fill, write_direct
 from ostor.objectserver.fileio import allocate_range, pread_exact, start_writeback
 from ostor.objectserver.pool import BlockHeader, Pool
 from ostor.objectserver.types import CreateResult, Extent, ObjectServerConfig, ObjectStat
@@ -120,6 +120,7 @@ class ObjectServer(MaintenanceMixin, LeaseMixin):
         self._owns_flusher = flusher is None
         self.flusher = flusher or GroupCommit(config.fsync)
         self._io = ThreadPoolExecutor(config.io_threads, thread_name_prefix="ostor-os-io")
+        self._buffers = AlignedBuffers(MAX_BLOCK, keep=config.io_threads * 2)
         name = format_id(service_id)
         self.gc_worker = Worker(f"os-{name}-gc", self._gc_step, config.gc_interval)
         self.defrag_worker = Worker(f"os-{name}-defrag", self._defrag_step, config.defrag_interval)
@@ -193,6 +194,7 @@ class ObjectServer(MaintenanceMixin, LeaseMixin):
         else:
             await self.flusher.drain()
         self._io.shutdown(wait=True)
+        self._buffers.close()
         for pool in self._pools:
             pool.close()
         release_lock(self._lock_fd)
@@ -281,6 +283,22 @@ class ObjectServer(MaintenanceMixin, LeaseMixin):
         return CreateResult(oid, size)
 
     async def _write_full_pieces(self, parts: list, written: list[list]) -> tuple[list, int]:
+        pool = self._pools[_MAX_POOL]
+        direct_fd = pool.direct_fd() if self.config.direct_io else None
+        if direct_fd is not None:
+            views = [memoryview(p) for p in parts]
+            buffered = sum(len(v) for v in views)
+            while buffered >= MAX_BLOCK:
+                buffer = self._buffers.take()
+                views = fill(buffer, views)  # the one copy of the stream's bytes
+                buffered -= MAX_BLOCK
+                block = pool.allocate()
+                record = [_MAX_POOL, block, MAX_BLOCK, None, None]
+                written.append(record)
+                record[4] = self._io.submit(write_direct, direct_fd, pool.data_offset(block), buffer,
+                                            self._buffers, pool.data_crc)
+            await self._settle_writes(written, keep=_WRITES_IN_FLIGHT)
+            return views, buffered
         joined = parts[0] if len(parts) == 1 else b"".join(parts)
         view, pos = memoryview(joined), 0
         while len(joined) - pos >= MAX_BLOCK:
@@ -330,7 +348,7 @@ class ObjectServer(MaintenanceMixin, LeaseMixin):
                 record[3] = await asyncio.wrap_future(cfut)
         else:
             pool.write_data(block, data)
-            record[3] = zlib.crc32(data)
+            record[3] = pool.data_crc(data)
 
     # ----- lookups and reads ------------------------------------------------------------
 
@@ -429,4 +447,4 @@ def _write_and_crc(pool: Pool, block: int, data: memoryview) -> int:
     allocate_range(pool.fd, offset, len(data))
     pool.write_data(block, data)
     start_writeback(pool.fd, offset, len(data))
-    return zlib.crc32(data)
+    return pool.data_crc(data)

@@ -22,6 +22,8 @@ class ObjectServerConfig:
     thread_io_from: reads and writes of at least this many bytes run in the I/O
         thread pool instead of on the event loop.
     io_threads: size of that thread pool.
+    direct_io: full 8 MiB pieces are written with O_DIRECT from reusable aligned
+        buffers where the filesystem allows it (see ostor.objectserver.direct).
     """
 
     gc_interval: float = 5.0
@@ -33,6 +35,7 @@ class ObjectServerConfig:
     punch_holes_from: int = 1 << 20
     thread_io_from: int = 1 << 20
     io_threads: int = 4
+    direct_io: bool = True
 
 
 @dataclass(frozen=True, slots=True)

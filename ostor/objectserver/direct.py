@@ -1,0 +1,107 @@
+"""Direct (O_DIRECT) writes of full 8 MiB pieces from reusable page-aligned buffers.
+
+A buffered write of a large piece copies it into freshly allocated page-cache
+pages and leaves writeback to later; on the VMs we measured, allocating those
+pages cost about 3 s of kernel CPU per GiB (page first touch), more than the
+MD5 of the ETag. A direct write lets the device read our buffer, so the CPU
+only copies the incoming stream once, into an aligned buffer that is reused.
+Mixing direct writes and buffered reads is coherent: the kernel writes back and
+drops cached pages of the range a direct write covers. The group-committed
+fdatasync still makes the data (and its extent conversion) durable.
+"""
+
+from __future__ import annotations
+
+import errno
+import mmap
+import os
+import threading
+from typing import Any, Callable
+
+from ostor.objectserver.fileio import allocate_range
+from ostor.objectserver.layout import MAX_BLOCK
+
+
+class AlignedBuffers:
+    """Page-aligned buffers of one size (anonymous mmaps), kept for reuse.
+
+    Thread-safe: I/O threads give buffers back when their write is done. At
+    most ``keep`` idle buffers stay mapped; more are unmapped when given back.
+    """
+
+    def __init__(self, size: int = MAX_BLOCK, keep: int = 8) -> None:
+        self.size = size
+        self.keep = keep
+        self._idle: list[mmap.mmap] = []
+        self._lock = threading.Lock()
+
+    def take(self) -> mmap.mmap:
+        """An idle buffer, or a new one."""
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        return mmap.mmap(-1, self.size)
+
+    def give(self, buffer: mmap.mmap) -> None:
+        """Return a buffer no one reads or writes any more."""
+        with self._lock:
+            if len(self._idle) < self.keep:
+                self._idle.append(buffer)
+                return
+        buffer.close()
+
+    def close(self) -> None:
+        """Unmap every idle buffer."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for buffer in idle:
+            buffer.close()
+
+
+def fill(buffer: mmap.mmap, parts: list[memoryview]) -> list[memoryview]:
+    """Copy the first ``len(buffer)`` bytes of ``parts`` into ``buffer``; returns what is left.
+
+    The caller makes sure ``parts`` hold at least that many bytes.
+    """
+    pos, size = 0, len(buffer)
+    while pos < size:
+        part = parts[0]
+        n = min(len(part), size - pos)
+        buffer[pos:pos + n] = part[:n]
+        pos += n
+        if n == len(part):
+            parts.pop(0)
+        else:
+            parts[0] = part[n:]
+    return parts
+
+
+def open_direct(path: os.PathLike | str) -> int | None:
+    """A write descriptor with O_DIRECT on ``path``, or None where the filesystem refuses it."""
+    flag = getattr(os, "O_DIRECT", 0)
+    if not flag:
+        return None
+    try:
+        return os.open(path, os.O_WRONLY | flag | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno in (errno.EINVAL, errno.EOPNOTSUPP):
+            return None  # tmpfs and friends: buffered writes only
+        raise
+
+
+def write_direct(fd: int, offset: int, buffer: mmap.mmap, buffers: AlignedBuffers,
+                 checksum: Callable[[Any], int]) -> int:
+    """Write the whole buffer at ``offset`` (I/O thread); returns its checksum and gives the buffer back."""
+    try:
+        allocate_range(fd, offset, len(buffer))
+        view = memoryview(buffer)
+        try:
+            written = 0
+            while written < len(view):
+                # A short direct write ends on an aligned boundary, so resuming stays aligned.
+                written += os.pwrite(fd, view[written:], offset + written)
+            return checksum(view)
+        finally:
+            view.release()
+    finally:
+        buffers.give(buffer)

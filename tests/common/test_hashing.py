@@ -1,0 +1,76 @@
+"""DigestPipe: digests computed in worker threads equal hashing the whole body inline."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from ostor.common import hashing
+from ostor.common.hashing import DigestPipe
+
+
+@pytest.fixture
+def executor():
+    pool = ThreadPoolExecutor(2)
+    yield pool
+    pool.shutdown()
+
+
+@pytest.mark.parametrize("size", [0, 1, 5000, 3 * (1 << 20) + 7, 40 * (1 << 20)])
+async def test_digests_match_inline_hashing(executor, size: int) -> None:
+    data = os.urandom(size)
+    md5, sha = hashlib.md5(), hashlib.sha256()
+    pipe = DigestPipe((md5, sha), executor)
+    rng = random.Random(size)
+    pos = 0
+    while pos < size:
+        n = rng.randint(1, 600_000)
+        await pipe.update(data[pos:pos + n])
+        pos += n
+    await pipe.finish()
+    assert md5.hexdigest() == hashlib.md5(data).hexdigest()
+    assert sha.hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+async def test_reused_writable_buffers_are_copied(executor) -> None:
+    md5, expected = hashlib.md5(), hashlib.md5()
+    pipe = DigestPipe((md5,), executor)
+    buffer = bytearray(1 << 20)
+    for i in range(20):
+        buffer[:] = bytes([i]) * len(buffer)  # the producer reuses its buffer at once
+        expected.update(buffer)
+        await pipe.update(memoryview(buffer))
+    await pipe.finish()
+    assert md5.digest() == expected.digest()
+
+
+async def test_backlog_bounds_what_is_queued(executor, monkeypatch) -> None:
+    monkeypatch.setattr(hashing, "HASH_BATCH_BYTES", 1000)
+    monkeypatch.setattr(hashing, "HASH_BACKLOG_BYTES", 4000)
+    seen = []
+
+    class Slow:
+        def update(self, data) -> None:
+            seen.append(len(data))
+            import time
+            time.sleep(0.002)
+
+    pipe = DigestPipe((Slow(),), executor)
+    for _ in range(50):
+        await pipe.update(b"x" * 1000)
+        assert pipe._backlog <= 4000 + 1000
+    await pipe.finish()
+    assert sum(seen) == 50 * 1000
+
+
+async def test_without_an_executor_everything_is_inline() -> None:
+    md5 = hashlib.md5()
+    pipe = DigestPipe((md5,), None)
+    for _ in range(5):
+        await pipe.update(b"y" * (1 << 20))
+    await pipe.finish()
+    assert md5.digest() == hashlib.md5(b"y" * (5 << 20)).digest()
