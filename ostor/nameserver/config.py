@@ -33,6 +33,9 @@ class NameServerConfig:
     max_batch: int = 1000
     #: SQLite page cache per connection, in KiB.
     cache_kib: int = 65536
+    #: Current object records kept decoded for lookups (ostor.nameserver.cache), about 1 KiB
+    #: each; 0 disables.
+    record_cache_entries: int = 32768
 
     def __post_init__(self) -> None:
         if self.journal_mode not in JOURNAL_MODES:

@@ -77,6 +77,7 @@ def _latest(t: Txn, bucket: str, kb: bytes) -> tuple | None:
 def drop_row(t: Txn, bucket: str, row: tuple, promote: bool = True) -> None:
     """Remove one stored version: its data loses a reference, counters go down; maybe promote the next."""
     kb, vseq, _vid, latest, dm, size, _etag, data = row
+    t.touch(bucket, kb)
     t.execute("DELETE FROM objects WHERE bucket=? AND key=? AND vseq=?", (bucket, kb, vseq))
     t.unref(codec.link_of(data))
     if not dm:
@@ -89,6 +90,7 @@ def drop_row(t: Txn, bucket: str, row: tuple, promote: bool = True) -> None:
 def commit_version(t: Txn, rec: ObjectRecord, versioning: Versioning, op: str = "put") -> ObjectRecord:
     """Insert ``rec`` as the key's new current version (ids, null replacement, refs, usage, log)."""
     bucket, kb = rec.bucket, rec.key.encode()
+    t.touch(bucket, kb)
     ns = t.now_ns()
     segs = codec.segments_of(rec)
     # reference the new data before dropping the old, so segments the two share survive
@@ -190,6 +192,7 @@ def update_record(t: Txn, bucket: str, key: str, version_id: str | None, fields:
     rec = codec.decode_object(bucket, row)
     for name, value in fields.items():
         setattr(rec, name, value)
+    t.touch(bucket, kb)
     t.execute("UPDATE objects SET data=? WHERE bucket=? AND key=? AND vseq=?",
               (codec.object_blob(rec), bucket, kb, row[1]))
     t.log("update", bucket, key, rec.version_id)

@@ -22,6 +22,7 @@ from ostor.common.worker import Worker
 
 from . import buckets, codec, gc, listing, multipart, objects, schema
 from .inventory import DataRef, inventory
+from .cache import RecordCache
 from .config import NameServerConfig
 from .lock import DirectoryLock
 from .records import (BucketRecord, BucketUsage, DeleteOutcome, ListEntry, ListPage, ObjectRecord,
@@ -47,8 +48,10 @@ class NameServer:
         self._lock = lock
         self._wconn = wconn
         self._rconn = rconn  # None in rollback-exclusive mode
+        #: Current records for the lookup fast path (only with a reader connection of its own).
+        self.records = RecordCache(config.record_cache_entries if rconn is not None else 0)
         self._writer = GroupCommitWriter(wconn, Txn(wconn), config.max_batch, name=f"ns-{format_id(service_id)}",
-                                         thread=writer_thread)
+                                         thread=writer_thread, on_commit=self.records.invalidate)
         self._gc_lock = asyncio.Lock()
         self._closed = False
         self.gc_worker = Worker(f"ns-{format_id(service_id)}-gc", self._gc_step, config.gc_interval)
@@ -213,8 +216,15 @@ class NameServer:
     async def lookup(self, bucket: str, key: str, version_id: str | None = None) -> ObjectRecord:
         """The current version (maybe a delete marker) or the given version; NoSuchKey / NoSuchVersion."""
         conn = self._rconn
-        if conn is not None and not self._closed:
-            return objects.lookup(conn, bucket, key, version_id)  # the GET fast path: no thread hop
+        if conn is not None and not self._closed:  # the GET fast path: no thread hop
+            if version_id is not None:
+                return objects.lookup(conn, bucket, key, version_id)
+            record = self.records.get(bucket, key)
+            if record is None:
+                epoch = self.records.epoch
+                record = objects.lookup(conn, bucket, key, None)
+                self.records.store(record, epoch)
+            return record
         return await self._read(objects.lookup, bucket, key, version_id)
 
     async def delete_name(self, bucket: str, key: str, version_id: str | None,

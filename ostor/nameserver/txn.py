@@ -21,6 +21,8 @@ class Txn:
         self._saved_clock = 0
         #: Usage deltas of the open batch by bucket, written once at its end (same transaction).
         self._usage: dict[str, list[int]] = {}
+        #: (bucket, key bytes) whose object rows the open batch changed (record cache invalidation).
+        self.touched: set[tuple[str, bytes]] = set()
         self.reload()
 
     def reload(self) -> None:
@@ -41,6 +43,15 @@ class Txn:
         if self._clock != self._saved_clock:
             self.execute("UPDATE meta SET value=? WHERE name='clock'", (self._clock,))
             self._saved_clock = self._clock
+
+    def touch(self, bucket: str, key: bytes) -> None:
+        """Note that a key's object rows change in this batch."""
+        self.touched.add((bucket, key))
+
+    def take_touched(self) -> set[tuple[str, bytes]]:
+        """The keys touched since the last call (a rolled-back batch's too: over-invalidating is harmless)."""
+        touched, self.touched = self.touched, set()
+        return touched
 
     def log(self, op: str, bucket: str, key: str | None = None, version_id: str | None = None) -> None:
         """Append to the change log."""

@@ -88,9 +88,13 @@ class GroupCommitWriter:
     """Owns one database's write connection; its requests are applied in group-committed transactions."""
 
     def __init__(self, conn: sqlite3.Connection, txn: Txn, max_batch: int = 1000, name: str = "ns-writer",
-                 thread: WriterThread | None = None) -> None:
+                 thread: WriterThread | None = None,
+                 on_commit: Callable[[set[tuple[str, bytes]]], None] | None = None) -> None:
         self._conn = conn
         self._txn = txn
+        #: Called in the writer thread with the keys a batch touched, once it is committed or
+        #: rolled back and before any of its requests is answered.
+        self._on_commit = on_commit
         self._closed = False
         self._owns_thread = thread is None
         self._thread = thread or WriterThread(name, max_batch)
@@ -173,6 +177,9 @@ class GroupCommitWriter:
                 pass
             txn.reload()
             out = [(fut, loop, False, exc) for _, _, _, fut, loop in writes]
+        touched = txn.take_touched()
+        if self._on_commit is not None and touched:
+            self._on_commit(touched)
         return out
 
     def _run_batch(self, writes: list[tuple], isolated: bool) -> list[tuple] | None:
