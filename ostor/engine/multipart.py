@@ -103,11 +103,13 @@ class MultipartOps:
 
     async def upload_part(self, bucket: str, key: str, upload_id: str, part_number: int, body: Body,
                           *, checksums: dict[str, str] | None = None,
-                          upload: UploadRecord | None = None) -> PartRecord:
+                          upload: UploadRecord | None = None,
+                          content_md5: bytes | None = None) -> PartRecord:
         """Store one part (replacing an earlier upload of the same number).
 
         ``checksums`` may be filled while ``body`` streams (the gateway's verified values);
-        ``upload``, when the caller already looked it up, spares a second lookup.
+        ``upload``, when the caller already looked it up, spares a second lookup;
+        ``content_md5`` the part's expected MD5 (BadDigest, and no part stored, on mismatch).
         """
         if not 1 <= part_number <= MAX_PARTS:
             raise InvalidArgument(f"Part number must be an integer between 1 and {MAX_PARTS}, inclusive",
@@ -115,7 +117,8 @@ class MultipartOps:
         name_server = self._name_server(bucket, key)  # type: ignore[attr-defined]
         if upload is None:
             await name_server.upload_get(bucket, key, upload_id)
-        stored = await self.store_data(bucket, key, body, part=part_number)  # type: ignore[attr-defined]
+        stored = await self.store_data(bucket, key, body, part=part_number,  # type: ignore[attr-defined]
+                                       content_md5=content_md5)
         part = PartRecord(number=part_number, size=stored.segment.size, etag=f'"{stored.md5}"',
                           segment=stored.segment, last_modified_ns=now_ns(),
                           checksums=dict(checksums or {}))

@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 from ostor.common.errors import (
-    EntityTooLarge, GuardMissingError, InvalidRange, MethodNotAllowed, NoSuchKey, RequestTimeout,
+    BadDigest, EntityTooLarge, GuardMissingError, InvalidRange, MethodNotAllowed, NoSuchKey, RequestTimeout,
 )
 from ostor.common.frames import FRAME_SIZE, Frame
 from ostor.common.hashing import DigestPipe
@@ -62,12 +62,14 @@ class ObjectOps:
         return self.services.name_server(self.services.placement.name_server_for(bucket, key))
 
     async def store_data(self, bucket: str, key: str, body: Body, *, part: int = 0,
-                         max_size: int | None = None) -> StoredData:
+                         max_size: int | None = None, content_md5: bytes | None = None) -> StoredData:
         """Stream ``body`` to its object server under a guard taken on the name's NS.
 
         Returns the segment, the MD5 and the guard the name commit must present.
         An empty body stores nothing (no blocks, no guard). On any failure the
-        guard is released so its data is collected.
+        guard is released so its data is collected. ``content_md5`` (the client's
+        Content-MD5, 16 bytes) is checked against the MD5 computed for the ETag,
+        so the body is hashed once: BadDigest, and nothing kept, when they differ.
         """
         chunks = _chunks(body)
         first = b""
@@ -76,6 +78,8 @@ class ObjectOps:
                 first = chunk
                 break
         if not first:
+            if content_md5 is not None and content_md5 != bytes.fromhex(EMPTY_MD5):
+                raise BadDigest()
             return StoredData(Segment(NO_DATA_OS_ID, b"", 0), EMPTY_MD5, None)
         os_id = self.services.placement.object_server_for(bucket, key, part)
         name_server = self._name_server(bucket, key)
@@ -105,6 +109,9 @@ class ObjectOps:
         stream = frames()
         try:
             result = await object_server.create(object_id, stream)
+            if content_md5 is not None and md5.digest() != content_md5:
+                # The data is durable but unnamed: releasing its guard queues it for GC.
+                raise BadDigest()
         except BaseException:
             await asyncio.shield(name_server.release_guard(object_id))
             raise
@@ -141,11 +148,15 @@ class ObjectOps:
                          checksums: dict[str, str] | None = None, checksum_type: str | None = None,
                          tags: dict[str, str] | None = None, storage_class: str = "STANDARD",
                          condition: WriteCondition | None = None,
-                         max_size: int | None = None) -> ObjectRecord:
-        """Create (or replace) an object; returns the committed record once data and name are durable."""
+                         max_size: int | None = None, content_md5: bytes | None = None) -> ObjectRecord:
+        """Create (or replace) an object; returns the committed record once data and name are durable.
+
+        ``content_md5``: the body's expected MD5 (raw 16 bytes); BadDigest, and the old
+        object untouched, when the body does not match.
+        """
         validate_key(key)
         bucket_record = await self.get_bucket(bucket)  # type: ignore[attr-defined]
-        stored = await self.store_data(bucket, key, body, max_size=max_size)
+        stored = await self.store_data(bucket, key, body, max_size=max_size, content_md5=content_md5)
         record = ObjectRecord(
             bucket=bucket, key=key, size=stored.segment.size, etag=f'"{stored.md5}"',
             content_type=content_type, headers=dict(headers or {}), metadata=dict(metadata or {}),

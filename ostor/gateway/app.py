@@ -30,6 +30,10 @@ from ostor.gateway.users import UserStore
 from ostor.gateway.xmlio import document, element, sub
 
 log = logging.getLogger(__name__)
+#: Per-request slots (aiohttp request storage): the IDs, and whether the status line went out.
+_REQUEST_ID = web.RequestKey("ostor.request_id", str)
+_HOST_ID = web.RequestKey("ostor.host_id", str)
+_PREPARED = web.RequestKey("ostor.prepared", bool)
 HEALTH_PATHS = {"/minio/health/live", "/minio/health/ready", "/ostor/health/live", "/ostor/health/ready"}
 
 
@@ -123,9 +127,9 @@ class Gateway:
 
     @staticmethod
     async def _stamp(request: web.Request, response: web.StreamResponse) -> None:
-        request["prepared"] = True
-        request_id = request.get("request_id")
-        host_id = request.get("host_id")
+        request[_PREPARED] = True
+        request_id = request.get(_REQUEST_ID)
+        host_id = request.get(_HOST_ID)
         if request_id is None or host_id is None:
             request_id, host_id = _IDS.next()
         headers = response.headers
@@ -136,7 +140,7 @@ class Gateway:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Serve one request; S3 errors become XML documents with their status."""
         request_id, host_id = _IDS.next()
-        request["request_id"], request["host_id"] = request_id, host_id
+        request[_REQUEST_ID], request[_HOST_ID] = request_id, host_id
         raw_path = request.raw_path
         path, _, raw_query = raw_path.partition("?")
         resource = path
@@ -159,19 +163,19 @@ class Gateway:
                 await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             return await operation.handler(ctx)
         except S3Error as exc:
-            if request.get("prepared"):
+            if request.get(_PREPARED):
                 raise  # an error after the status line went out: cut the connection
             return self._error(request, exc, resource, request_id, host_id)
         except (ConnectionError, web.HTTPException):
             raise
         except ServiceUnavailableError:
-            if request.get("prepared"):
+            if request.get(_PREPARED):
                 raise
             # The storage process is restarting or gone (--workers): S3 clients retry a 503.
             log.warning("request %s %s: storage unavailable", request.method, raw_path)
             return self._error(request, ServiceUnavailable(), resource, request_id, host_id)
         except Exception:
-            if request.get("prepared"):
+            if request.get(_PREPARED):
                 raise  # the status line is out; all we can do is cut the connection
             log.exception("request %s %s failed", request.method, raw_path)
             return self._error(request, InternalError(), resource, request_id, host_id)

@@ -2,6 +2,9 @@
 
 The verified stream raises *before it ends* when anything does not match, so
 the engine sees an aborted stream and discards the data: nothing is stored.
+Uploads (PutObject, UploadPart) leave Content-MD5 to the engine, which checks it
+against the MD5 it computes for the ETag anyway (``stream(check_md5=False)``):
+the body is MD5-hashed once.
 """
 
 from __future__ import annotations
@@ -80,8 +83,17 @@ class RequestBody:
             elif content.at_eof():
                 return
 
-    async def stream(self) -> AsyncIterator[bytes]:
-        """The payload's bytes, verified; raises (BadDigest, XAmzContentSHA256Mismatch, ...) before ending."""
+    def default_checksum(self) -> checksums.ChecksumSpec:
+        """The checksum an upload is stored with: the one the request names, else S3's default
+        (CRC64NVME, computed while streaming and recorded in ``computed``)."""
+        self.checksum = checksums.for_upload(self.checksum, self.request.headers)
+        return self.checksum
+
+    async def stream(self, check_md5: bool = True) -> AsyncIterator[bytes]:
+        """The payload's bytes, verified; raises (BadDigest, XAmzContentSHA256Mismatch, ...) before ending.
+
+        ``check_md5=False``: the caller verifies Content-MD5 itself (the engine, given ``self.md5``).
+        """
         payload_hash = self.auth.payload_hash
         decoder = None
         if self.chunked:
@@ -93,7 +105,7 @@ class RequestBody:
         else:
             source = self._raw()
         sha256 = hashlib.sha256() if len(payload_hash) == 64 and payload_hash != UNSIGNED else None
-        md5 = hashlib.md5() if self.md5 is not None else None
+        md5 = hashlib.md5() if self.md5 is not None and check_md5 else None
         spec = self.checksum
         hasher = checksums.Hasher(spec.algorithm) if spec else None
         digests = [d for d in (sha256, md5, hasher) if d is not None]

@@ -16,6 +16,8 @@ from awscrt import checksums as _crt
 from ostor.common.errors import InvalidDigest, InvalidRequest
 
 HEADER_PREFIX = "x-amz-checksum-"
+#: What S3 computes and stores for an upload that names no checksum (since December 2024).
+DEFAULT_ALGORITHM = "CRC64NVME"
 #: Headers under the prefix that are not checksum values.
 _NOT_VALUES = {"mode", "type", "algorithm"}
 
@@ -105,6 +107,20 @@ def requested(headers: object) -> ChecksumSpec | None:
         # The SDK named an algorithm but sent no value: compute and store it, nothing to compare.
         return ChecksumSpec(check_algorithm(hint), None, False)
     return None
+
+
+def for_upload(spec: ChecksumSpec | None, headers: object) -> ChecksumSpec:
+    """The checksum an upload is stored with, as S3 decides it.
+
+    The one the request declares (``spec``, from :func:`requested`); else the algorithm an
+    x-amz-checksum-algorithm header names; else the default, CRC64NVME. The last two are
+    computed and stored with nothing to compare them with.
+    """
+    if spec is not None:
+        return spec
+    named = headers.get("x-amz-checksum-algorithm")  # type: ignore[attr-defined]
+    algorithm = check_algorithm(named) if named else DEFAULT_ALGORITHM
+    return ChecksumSpec(algorithm, None, False)
 
 
 def content_md5(headers: object) -> bytes | None:

@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from ostor.common.worker import Worker
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 
 STATS_PREFIX = "stats/"
 #: Where app.py leaves ``(user id, bucket, operation name)`` for the statistics hook.
-REQUEST_KEY = "ostor.stats"
+REQUEST_KEY = web.RequestKey("ostor.stats", tuple)
 
 
 @dataclass

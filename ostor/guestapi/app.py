@@ -31,7 +31,7 @@ from ostor.guestapi.store import InstanceStore
 WEBSOCKET_PING = 10.0
 #: How often an idle plain event stream checks that its reader is still connected.
 STREAM_IDLE_CHECK = 10.0
-_INSTANCE = "ostor.guestapi.instance"  # the request slot the middleware fills
+_INSTANCE = web.RequestKey("ostor.guestapi.instance", object)  # the request slot the middleware fills
 
 
 def error_response(status: int, message: str) -> web.Response:

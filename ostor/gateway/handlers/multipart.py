@@ -79,15 +79,16 @@ def _part_body(upload, body: AsyncIterator[bytes], spec_algorithm: str | None,
 
 
 async def upload_part(ctx: RequestContext) -> web.StreamResponse:
-    """UploadPart: a verified body stored as one part."""
+    """UploadPart: a verified body stored as one part (Content-MD5 is checked by the engine)."""
     ctx.body.check_size(require_length=True, max_size=MAX_PART_SIZE)
     number = _int_param(ctx, "partNumber", 0)
     upload = await ctx.engine.get_upload(ctx.bucket, ctx.key, ctx.query["uploadId"])
     spec = ctx.body.checksum
-    body = _part_body(upload, ctx.body.stream(), spec.algorithm if spec else None, ctx.body.computed)
+    body = _part_body(upload, ctx.body.stream(check_md5=False), spec.algorithm if spec else None,
+                      ctx.body.computed)
     # body.computed is filled when the stream ends, before the engine builds the part record.
     part = await ctx.engine.upload_part(ctx.bucket, ctx.key, upload.upload_id, number, body,
-                                        checksums=ctx.body.computed, upload=upload)
+                                        checksums=ctx.body.computed, upload=upload, content_md5=ctx.body.md5)
     headers = {"ETag": part.etag, **checksum_headers(part.checksums, None)}
     return web.Response(status=200, headers=headers)
 

@@ -65,17 +65,21 @@ def _span(ctx: RequestContext, record: ObjectRecord, checksum_mode: bool,
 
 
 async def put_object(ctx: RequestContext) -> web.StreamResponse:
-    """PutObject: stream the verified body to the engine; 200 only once data and name are durable."""
+    """PutObject: stream the verified body to the engine; 200 only once data and name are durable.
+
+    Every object gets a FULL_OBJECT checksum: the one the request names, else CRC64NVME (as S3
+    does). Content-MD5 is checked by the engine against the MD5 it computes for the ETag.
+    """
     ctx.body.check_size(require_length=True)
     metadata = metadata_from(ctx.headers)
-    spec = ctx.body.checksum
+    ctx.body.default_checksum()
     # body.computed is filled when the stream ends, before the engine builds the record from it.
     record = await ctx.engine.put_object(
-        ctx.bucket, ctx.key, ctx.body.stream(), owner=ctx.owner_id,
+        ctx.bucket, ctx.key, ctx.body.stream(check_md5=False), owner=ctx.owner_id,
         content_type=ctx.headers.get("content-type") or None, headers=stored_headers_from(ctx),
         metadata=metadata, checksums=ctx.body.computed,
-        checksum_type="FULL_OBJECT" if spec else None, storage_class=storage_class_from(ctx),
-        condition=write_condition(ctx), max_size=MAX_OBJECT_SIZE)
+        checksum_type="FULL_OBJECT", storage_class=storage_class_from(ctx),
+        condition=write_condition(ctx), max_size=MAX_OBJECT_SIZE, content_md5=ctx.body.md5)
     headers = {"ETag": record.etag, **checksum_headers(record.checksums, record.checksum_type),
                **await written_version_header(ctx, record)}
     return web.Response(status=200, headers=headers)
