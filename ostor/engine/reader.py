@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ostor.nameserver.records import ObjectRecord, Segment
+from ostor.objectserver.fileio import will_need as read_ahead
+
+__all__ = ["ObjectReader", "SegmentSlice", "covering_slices", "read_ahead"]
 
 
 @dataclass(frozen=True)

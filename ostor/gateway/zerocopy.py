@@ -20,6 +20,8 @@ from typing import Any
 
 from aiohttp import web
 
+from ostor.engine.reader import read_ahead
+
 #: Below this size the framed path is as fast and needs no descriptor juggling.
 SENDFILE_MIN_BYTES = 256 * 1024
 #: Bodies from this size get a SEND_BUFFER_BYTES socket send buffer.
@@ -100,7 +102,9 @@ async def send_extents(request: web.Request, writer: Any, extents: Sequence[Any]
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
     try:
-        for extent in extents:
+        for index, extent in enumerate(extents):
+            # The next piece is read from disk while this one goes out (a cold page cache).
+            read_ahead(extents[index:index + 2] if index == 0 else extents[index + 1:index + 2])
             offset, remaining = extent.file_offset, extent.length
             while remaining:
                 if transport.is_closing():

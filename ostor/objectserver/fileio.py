@@ -79,3 +79,22 @@ def allocate_range(fd: int, offset: int, length: int) -> None:
     """
     if _FALLOCATE is not None:
         _FALLOCATE(fd, 0, offset, length)
+
+
+#: Extents at least this long are worth a read-ahead hint.
+READ_AHEAD_FROM = 1 << 20
+
+
+def will_need(extents) -> None:
+    """Ask the kernel to start reading these extents (``fd``, ``file_offset``, ``length``) now.
+
+    Pieces of one object need not be contiguous in their pool file, so the
+    kernel's sequential read-ahead stops at each piece boundary; on a cold page
+    cache a hint per piece keeps the disk busy while the previous piece is sent.
+    """
+    for extent in extents:
+        if extent.length >= READ_AHEAD_FROM:
+            try:
+                os.posix_fadvise(extent.fd, extent.file_offset, extent.length, os.POSIX_FADV_WILLNEED)
+            except OSError:
+                return  # a hint only

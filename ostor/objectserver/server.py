@@ -31,12 +31,13 @@ from ostor.objectserver.lock import (ObjectExistsError, ServiceMissingError, acq
 from ostor.objectserver.leases import LeaseMixin
 from ostor.objectserver.maintenance import MaintenanceMixin
 from ostor.objectserver.direct import AlignedBuffers, fill, write_direct
-from ostor.objectserver.fileio import allocate_range, pread_exact, start_writeback
+from ostor.objectserver.fileio import allocate_range, pread_exact, start_writeback, will_need
 from ostor.objectserver.pool import BlockHeader, Pool
 from ostor.objectserver.types import CreateResult, Extent, ObjectServerConfig, ObjectStat
 
 SERVICE_FILE = "service"
 _WRITES_IN_FLIGHT = 2  # 8 MiB pieces being copied while the stream goes on
+READ_AHEAD_BYTES = 8 << 20  # streamed reads from this size hint the kernel to read every piece ahead
 _MAX_POOL = pool_index(MAX_BLOCK)
 
 
@@ -405,6 +406,8 @@ class ObjectServer(MaintenanceMixin, LeaseMixin):
                 yield Frame(b"", True)
                 return
             loop = asyncio.get_running_loop()
+            if handle.length >= READ_AHEAD_BYTES:
+                await loop.run_in_executor(self._io, will_need, handle.extents)
             last = len(chunks) - 1
             for k, (fd, off, n) in enumerate(chunks):
                 if n >= self.config.thread_io_from:

@@ -110,3 +110,22 @@ async def test_new_pools_use_crc32c_and_version_1_pools_stay_readable(service_di
         assert srv.verify().ok
     finally:
         await srv.close()
+
+
+async def test_large_streamed_reads_hint_the_kernel_to_read_ahead(service_dir: Path, monkeypatch) -> None:
+    import os
+    hints = []
+    real = os.posix_fadvise
+    monkeypatch.setattr(os, "posix_fadvise", lambda fd, off, n, advice: (hints.append((n, advice)),
+                                                                         real(fd, off, n, advice))[1])
+    srv = await ObjectServer.open(service_dir, SERVICE_ID, FAST)
+    try:
+        data = payload(2 * MAX_BLOCK + 3 * MiB)
+        oid = await put(srv, data)
+        small = await put(srv, payload(100_000))
+        assert await get(srv, small) and not hints     # small reads: no hint
+        assert await get(srv, oid) == data
+        assert hints == [(MAX_BLOCK, os.POSIX_FADV_WILLNEED)] * 2 + [(2 * MiB, os.POSIX_FADV_WILLNEED),
+                                                                      (MiB, os.POSIX_FADV_WILLNEED)]
+    finally:
+        await srv.close()
