@@ -33,6 +33,10 @@ class NameServerConfig:
     max_batch: int = 1000
     #: SQLite page cache per connection, in KiB.
     cache_kib: int = 65536
+    #: Seconds change-log rows are kept; older ones are trimmed by the guard worker.
+    change_log_retention: float = 7 * 86400.0
+    #: Change-log rows one trim removes at most (bounds one write transaction).
+    change_log_trim_batch: int = 10000
     #: Current object records kept decoded for lookups (ostor.nameserver.cache), about 1 KiB
     #: each; 0 disables.
     record_cache_entries: int = 32768

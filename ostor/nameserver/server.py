@@ -197,7 +197,17 @@ class NameServer:
     async def _guard_step(self) -> bool:
         if await self.expire_guards():
             self.gc_worker.wake()
-        return False
+        cutoff = time.time() - self.config.change_log_retention
+        return await self.trim_change_log(cutoff) >= self.config.change_log_trim_batch
+
+    async def trim_change_log(self, before: float, limit: int | None = None) -> int:
+        """Delete up to ``limit`` of the oldest change-log rows written before ``before`` (epoch
+        seconds); returns how many went. Without it the log would grow with every write forever."""
+        limit = limit or self.config.change_log_trim_batch
+        before_ns = int(before * 1e9)
+        return await self._write(lambda t: t.execute(
+            "DELETE FROM change_log WHERE seq IN (SELECT seq FROM change_log ORDER BY seq LIMIT ?) "
+            "AND time_ns < ?", (limit, before_ns)).rowcount)
 
     # -- names -----------------------------------------------------------------------------------
     async def create_name(self, record: ObjectRecord, guard: bytes | None, versioning: Versioning,

@@ -77,3 +77,4 @@ def test_store_is_refused_after_a_commit_and_capacity_is_bounded() -> None:
     for key in ("a", "c", "d"):
         cache.store(ObjectRecord("b", key), cache.epoch)
     assert cache.get("b", "a") is None and cache.get("b", "d") is not None
+
