@@ -1,8 +1,7 @@
 """The object server: one service directory of 12 pool files, an index, and the data paths.
 
-Creates stream pieces to the pools as data arrives (at most one 8 MiB piece is
-buffered), write headers and used bits at the end, and are acknowledged only
-after a group-committed fdatasync. Reads pin the object so that GC and
+Creates (:mod:`ostor.objectserver.writes`) stream pieces to the pools and are
+acknowledged only after a group-committed fdatasync. Reads pin the object so that GC and
 defragmentation (see :mod:`ostor.objectserver.maintenance`) never free or move
 the blocks under a reader. Everything except fdatasync and large piece I/O runs
 on the event-loop thread, which is also what serialises access to the bitmaps.
@@ -13,32 +12,29 @@ from __future__ import annotations
 import asyncio
 import bisect
 import os
-import time
 from collections import Counter
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import AsyncIterator, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ostor.common.errors import ObjectNotFoundError, ServiceStoppedError, TruncatedStreamError
+from ostor.common.errors import ObjectNotFoundError, ServiceStoppedError
 from ostor.common.frames import FRAME_SIZE, Frame
-from ostor.common.ids import OBJECT_ID_BYTES, format_id
+from ostor.common.ids import format_id
 from ostor.common.worker import Worker
 from ostor.objectserver.flush import GroupCommit
-from ostor.objectserver.index import Entry, Piece, RepairStats, rebuild_index
-from ostor.objectserver.layout import BLOCK_SIZES, MAX_BLOCK, pool_index, split_sizes
-from ostor.objectserver.lock import (ObjectExistsError, ServiceMissingError, acquire_lock,
-                                     release_lock)
+from ostor.objectserver.index import Entry, RepairStats, rebuild_index
+from ostor.objectserver.layout import BLOCK_SIZES, MAX_BLOCK
+from ostor.objectserver.lock import ServiceMissingError, acquire_lock, release_lock
 from ostor.objectserver.leases import LeaseMixin
 from ostor.objectserver.maintenance import MaintenanceMixin
-from ostor.objectserver.direct import AlignedBuffers, fill, write_direct
-from ostor.objectserver.fileio import allocate_range, pread_exact, start_writeback, will_need
-from ostor.objectserver.pool import BlockHeader, Pool
-from ostor.objectserver.types import CreateResult, Extent, ObjectServerConfig, ObjectStat
+from ostor.objectserver.direct import AlignedBuffers
+from ostor.objectserver.fileio import pread_exact, will_need
+from ostor.objectserver.pool import Pool
+from ostor.objectserver.types import Extent, ObjectServerConfig, ObjectStat
+from ostor.objectserver.writes import CreateMixin
 
 SERVICE_FILE = "service"
-_WRITES_IN_FLIGHT = 2  # 8 MiB pieces being copied while the stream goes on
 READ_AHEAD_BYTES = 8 << 20  # streamed reads from this size hint the kernel to read every piece ahead
-_MAX_POOL = pool_index(MAX_BLOCK)
 
 
 def pool_file_name(block_size: int) -> str:
@@ -98,7 +94,7 @@ class ReadHandle:
         self.close()
 
 
-class ObjectServer(MaintenanceMixin, LeaseMixin):
+class ObjectServer(CreateMixin, MaintenanceMixin, LeaseMixin):
     """One object server service: pools, index, group commit, GC and defrag workers."""
 
     def __init__(self, directory: Path, service_id: int, config: ObjectServerConfig,
@@ -213,144 +209,6 @@ class ObjectServer(MaintenanceMixin, LeaseMixin):
         if self._inflight == 0 and self._idle is not None:
             self._idle.set()
 
-    # ----- create ---------------------------------------------------------------------
-
-    async def create(self, object_id: bytes, frames: AsyncIterable[Frame]) -> CreateResult:
-        """Store an object streamed as frames; returns once data and block map are durable."""
-        oid = bytes(object_id)
-        if len(oid) != OBJECT_ID_BYTES:
-            raise ValueError(f"object id must be {OBJECT_ID_BYTES} bytes")
-        self._check_open()
-        if oid in self._index or oid in self._pending:
-            raise ObjectExistsError(oid)
-        self._begin()
-        self._pending.add(oid)
-        written: list[list] = []  # [pool, block, used, crc, thread future] per piece, in order
-        try:
-            parts: list[bytes | memoryview] = []
-            buffered = 0
-            eod = False
-            async for frame in frames:
-                data = frame.data
-                if data:
-                    if isinstance(data, memoryview) and not data.readonly:
-                        data = bytes(data)  # the producer may reuse a writable buffer
-                    parts.append(data)
-                    buffered += len(data)
-                    if buffered >= MAX_BLOCK:
-                        parts, buffered = await self._write_full_pieces(parts, written)
-                if frame.eod:
-                    eod = True
-                    break
-            if not eod:
-                raise TruncatedStreamError(f"object {oid.hex()}: stream ended without end-of-data")
-            tail = parts[0] if len(parts) == 1 else b"".join(parts)
-            view, pos = memoryview(tail), 0
-            for block_size, used in split_sizes(len(tail)):
-                await self._write_piece(pool_index(block_size), view[pos:pos + used], written)
-                pos += used
-            await self._settle_writes(written)
-            if not written:  # an empty object keeps one zero-length 4 KiB piece on disk
-                written.append([0, self._pools[0].allocate(), 0, 0, None])
-            size = sum(w[2] for w in written)
-            now = time.time_ns()
-            fds = set()
-            for idx, (pi, block, used, crc, _) in enumerate(written):
-                pool = self._pools[pi]
-                pool.write_header(block, BlockHeader(oid, idx, len(written), used, size, crc, now))
-                pool.set_used(block, True)
-                fds.add(pool.fd)
-            await self.flusher.commit(fds)
-        except BaseException as exc:
-            if not isinstance(exc, asyncio.CancelledError):
-                # A failed stream: let threaded piece writes finish so their blocks free now.
-                for record in written:
-                    if record[4] is not None and not record[4].done():
-                        try:
-                            await asyncio.wrap_future(record[4])
-                        except Exception:
-                            pass
-            for pi, block, _, _, cfut in written:
-                self._release_when_done(self._pools[pi], block, cfut)
-            raise
-        finally:
-            self._pending.discard(oid)
-            self._end()
-        pieces, offset = [], 0
-        for pi, block, used, _, _ in written:
-            pieces.append(Piece(pi, block, used, offset))
-            offset += used
-        self._index[oid] = Entry(oid, size, pieces, now)
-        return CreateResult(oid, size)
-
-    async def _write_full_pieces(self, parts: list, written: list[list]) -> tuple[list, int]:
-        pool = self._pools[_MAX_POOL]
-        direct_fd = pool.direct_fd() if self.config.direct_io else None
-        if direct_fd is not None:
-            views = [memoryview(p) for p in parts]
-            buffered = sum(len(v) for v in views)
-            while buffered >= MAX_BLOCK:
-                buffer = self._buffers.take()
-                views = fill(buffer, views)  # the one copy of the stream's bytes
-                buffered -= MAX_BLOCK
-                block = pool.allocate()
-                record = [_MAX_POOL, block, MAX_BLOCK, None, None]
-                written.append(record)
-                record[4] = self._io.submit(write_direct, direct_fd, pool.data_offset(block), buffer,
-                                            self._buffers, pool.data_crc)
-            await self._settle_writes(written, keep=_WRITES_IN_FLIGHT)
-            return views, buffered
-        joined = parts[0] if len(parts) == 1 else b"".join(parts)
-        view, pos = memoryview(joined), 0
-        while len(joined) - pos >= MAX_BLOCK:
-            # Not awaited: the next pieces keep arriving (and being hashed upstream)
-            # while this one is copied to the pool in an I/O thread.
-            await self._write_piece(_MAX_POOL, view[pos:pos + MAX_BLOCK], written, wait=False)
-            pos += MAX_BLOCK
-        await self._settle_writes(written, keep=_WRITES_IN_FLIGHT)
-        rest = joined[pos:]
-        return ([rest] if rest else []), len(rest)
-
-    @staticmethod
-    async def _settle_writes(written: list[list], keep: int = 0) -> None:
-        """Wait for threaded piece writes until at most ``keep`` are still running."""
-        running = [record for record in written if record[4] is not None and record[3] is None]
-        for record in running[: max(0, len(running) - keep)]:
-            record[3] = await asyncio.wrap_future(record[4])
-
-    def _release_when_done(self, pool: Pool, block: int, cfut: Future | None) -> None:
-        """Free a reserved block, but only once no I/O thread still writes into it.
-
-        A cancelled await does not stop a thread already running a pwrite;
-        freeing the block at once could let that late write land in a block a
-        new object has since been given.
-        """
-        if cfut is None or cfut.done():
-            pool.release(block)
-            return
-        loop = asyncio.get_running_loop()
-
-        def later(_: Future) -> None:
-            try:
-                loop.call_soon_threadsafe(pool.release, block)
-            except RuntimeError:  # loop already closed: the process is exiting
-                pass
-
-        cfut.add_done_callback(later)
-
-    async def _write_piece(self, pi: int, data: memoryview, written: list[list], wait: bool = True) -> None:
-        pool = self._pools[pi]
-        block = pool.allocate()
-        record = [pi, block, len(data), None, None]  # crc stays None until the write is done
-        written.append(record)  # before the write, so a failure releases the block
-        if len(data) >= self.config.thread_io_from:
-            record[4] = cfut = self._io.submit(_write_and_crc, pool, block, data)
-            if wait:
-                record[3] = await asyncio.wrap_future(cfut)
-        else:
-            pool.write_data(block, data)
-            record[3] = pool.data_crc(data)
-
     # ----- lookups and reads ------------------------------------------------------------
 
     def _entry(self, object_id: bytes) -> Entry:
@@ -440,14 +298,3 @@ class ObjectServer(MaintenanceMixin, LeaseMixin):
         if found:
             self.gc_worker.wake()
         return found
-
-
-def _write_and_crc(pool: Pool, block: int, data: memoryview) -> int:
-    # Runs in the I/O thread for big pieces: both the copy and the crc release the GIL.
-    offset = pool.data_offset(block)
-    # Allocating the extent in one call before writing is ~1.5x faster on ext4 than
-    # letting page-by-page delayed allocation find space for a fresh 8 MiB block.
-    allocate_range(pool.fd, offset, len(data))
-    pool.write_data(block, data)
-    start_writeback(pool.fd, offset, len(data))
-    return pool.data_crc(data)

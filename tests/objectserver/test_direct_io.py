@@ -33,7 +33,7 @@ def _writes_direct(service_dir: Path) -> bool:
 async def test_large_objects_read_back_and_verify(service_dir: Path, size: int, monkeypatch) -> None:
     calls = []
     real = direct.write_direct
-    monkeypatch.setattr("ostor.objectserver.server.write_direct",
+    monkeypatch.setattr("ostor.objectserver.writes.write_direct",
                         lambda *a: calls.append(a[1]) or real(*a))
     srv = await ObjectServer.open(service_dir, SERVICE_ID, FAST)
     try:
@@ -58,7 +58,7 @@ async def test_large_objects_read_back_and_verify(service_dir: Path, size: int, 
 
 
 async def test_buffered_path_when_direct_io_is_off(service_dir: Path, monkeypatch) -> None:
-    monkeypatch.setattr("ostor.objectserver.server.write_direct",
+    monkeypatch.setattr("ostor.objectserver.writes.write_direct",
                         lambda *a: pytest.fail("direct write with direct_io=False"))
     config = ObjectServerConfig(fsync=False, direct_io=False)
     srv = await ObjectServer.open(service_dir, SERVICE_ID, config)
