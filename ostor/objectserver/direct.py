@@ -16,6 +16,7 @@ import errno
 import mmap
 import os
 import threading
+import time
 from typing import Any, Callable
 
 from ostor.objectserver.fileio import allocate_range
@@ -26,7 +27,9 @@ class AlignedBuffers:
     """Page-aligned buffers of one size (anonymous mmaps), kept for reuse.
 
     Thread-safe: I/O threads give buffers back when their write is done. At
-    most ``keep`` idle buffers stay mapped; more are unmapped when given back.
+    most ``keep`` idle buffers stay mapped; more are unmapped when given back,
+    and :meth:`release_idle` unmaps them all once uploads have stopped for a
+    while (reuse matters during a burst: a fresh mapping costs page faults).
     """
 
     def __init__(self, size: int = MAX_BLOCK, keep: int = 8) -> None:
@@ -34,13 +37,25 @@ class AlignedBuffers:
         self.keep = keep
         self._idle: list[mmap.mmap] = []
         self._lock = threading.Lock()
+        self._last_take = 0.0
 
     def take(self) -> mmap.mmap:
         """An idle buffer, or a new one."""
+        self._last_take = time.monotonic()
         with self._lock:
             if self._idle:
                 return self._idle.pop()
         return mmap.mmap(-1, self.size)
+
+    def release_idle(self, unused_for: float = 30.0) -> int:
+        """Unmap the idle buffers if none was taken for ``unused_for`` seconds; returns how many."""
+        if time.monotonic() - self._last_take < unused_for:
+            return 0
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for buffer in idle:
+            buffer.close()
+        return len(idle)
 
     def give(self, buffer: mmap.mmap) -> None:
         """Return a buffer no one reads or writes any more."""
@@ -52,10 +67,7 @@ class AlignedBuffers:
 
     def close(self) -> None:
         """Unmap every idle buffer."""
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for buffer in idle:
-            buffer.close()
+        self.release_idle(0.0)
 
 
 def fill(buffer: mmap.mmap, parts: list[memoryview]) -> list[memoryview]:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from collections import Counter
     from concurrent.futures import ThreadPoolExecutor
 
+    from ostor.objectserver.direct import AlignedBuffers
     from ostor.objectserver.flush import GroupCommit
     from ostor.objectserver.index import Entry
     from ostor.objectserver.pool import BlockHeader, Pool
@@ -36,6 +37,7 @@ class MaintenanceMixin:
     _index: dict[bytes, Entry]
     _pins: Counter[tuple[int, int]]
     _io: ThreadPoolExecutor
+    _buffers: AlignedBuffers
 
     def _begin(self) -> None: ...  # provided by ObjectServer
 
@@ -72,6 +74,7 @@ class MaintenanceMixin:
 
     async def _gc_step(self) -> bool:
         await self.collect_garbage()
+        self._buffers.release_idle()  # the direct-write buffers of a finished upload burst
         return False  # one pass frees everything that can be freed now
 
     # ----- defragmentation ------------------------------------------------------------

@@ -129,3 +129,13 @@ async def test_large_streamed_reads_hint_the_kernel_to_read_ahead(service_dir: P
                                                                       (MiB, os.POSIX_FADV_WILLNEED)]
     finally:
         await srv.close()
+
+
+def test_idle_buffers_are_unmapped_after_a_quiet_period() -> None:
+    buffers = direct.AlignedBuffers(4096, keep=4)
+    taken = [buffers.take() for _ in range(3)]
+    for buffer in taken:
+        buffers.give(buffer)
+    assert buffers.release_idle(unused_for=60.0) == 0   # just used: kept for the next burst
+    assert buffers.release_idle(unused_for=0.0) == 3
+    assert all(buffer.closed for buffer in taken)
