@@ -23,7 +23,7 @@ from typing import Any, Protocol
 #: Bytes gathered before a batch is queued for the worker.
 HASH_BATCH_BYTES = 1 << 20
 #: Queued, not yet hashed bytes beyond which the producer waits.
-HASH_BACKLOG_BYTES = 16 << 20
+HASH_BACKLOG_BYTES = 4 << 20
 
 
 class Digest(Protocol):
