@@ -17,7 +17,7 @@ import mmap
 import os
 import threading
 import time
-from typing import Any, Callable
+from typing import Any
 
 from ostor.objectserver.fileio import allocate_range
 from ostor.objectserver.layout import MAX_BLOCK
@@ -101,18 +101,33 @@ def open_direct(path: os.PathLike | str) -> int | None:
         raise
 
 
-def write_direct(fd: int, offset: int, buffer: mmap.mmap, buffers: AlignedBuffers,
-                 checksum: Callable[[Any], int]) -> int:
-    """Write the whole buffer at ``offset`` (I/O thread); returns its checksum and gives the buffer back."""
+def _pwrite_all(fd: int, view: memoryview, offset: int) -> None:
+    written = 0
+    while written < len(view):
+        # A short direct write ends on an aligned boundary, so resuming stays aligned.
+        written += os.pwrite(fd, view[written:], offset + written)
+
+
+def write_direct(pool: Any, fd: int, offset: int, buffer: mmap.mmap, buffers: AlignedBuffers) -> int:
+    """Write the whole buffer at ``offset`` of ``pool`` through ``fd`` (O_DIRECT), in an I/O thread.
+
+    Returns the data checksum (``pool.data_crc``) and gives the buffer back.
+    A filesystem that accepted O_DIRECT at open but refuses the write (EINVAL,
+    as some FUSE filesystems do) gets the bytes through the pool's buffered
+    descriptor instead, and ``pool.direct_refused`` stops further direct writes.
+    """
     try:
         allocate_range(fd, offset, len(buffer))
         view = memoryview(buffer)
         try:
-            written = 0
-            while written < len(view):
-                # A short direct write ends on an aligned boundary, so resuming stays aligned.
-                written += os.pwrite(fd, view[written:], offset + written)
-            return checksum(view)
+            try:
+                _pwrite_all(fd, view, offset)
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:
+                    raise
+                pool.direct_refused = True
+                _pwrite_all(pool.fd, view, offset)
+            return pool.data_crc(view)
         finally:
             view.release()
     finally:

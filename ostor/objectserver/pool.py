@@ -126,6 +126,8 @@ class Pool:
         self.preads = 0
         self._direct_fd: int | None = None
         self._direct_tried = False
+        #: Set when the filesystem refused a direct write: buffered writes only from then on.
+        self.direct_refused = False
         self.version = FORMAT_VERSION
         #: The checksum of block data this pool's format uses (``DATA_CRC``).
         self.data_crc = DATA_CRC[FORMAT_VERSION]
@@ -212,7 +214,7 @@ class Pool:
         if not self._direct_tried:
             self._direct_tried = True
             self._direct_fd = open_direct(self.path)
-        return self._direct_fd
+        return None if self.direct_refused else self._direct_fd
 
     # ----- geometry -----------------------------------------------------------------
 

@@ -136,8 +136,8 @@ class CreateMixin:
                 block = pool.allocate()
                 record = [_MAX_POOL, block, MAX_BLOCK, None, None]
                 written.append(record)
-                record[4] = self._io.submit(write_direct, direct_fd, pool.data_offset(block), buffer,
-                                            self._buffers, pool.data_crc)
+                record[4] = self._io.submit(write_direct, pool, direct_fd, pool.data_offset(block), buffer,
+                                            self._buffers)
             await self._settle_writes(written, keep=_WRITES_IN_FLIGHT)
             return views, buffered
         joined = parts[0] if len(parts) == 1 else b"".join(parts)

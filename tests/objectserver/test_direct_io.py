@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -21,10 +22,10 @@ MiB = 1 << 20
 
 
 def _writes_direct(service_dir: Path) -> bool:
+    """Whether this filesystem takes O_DIRECT (tmpfs does not: then only the buffered path runs)."""
     fd = direct.open_direct(service_dir / pool_file_name(MAX_BLOCK))
     if fd is None:
         return False
-    import os
     os.close(fd)
     return True
 
@@ -113,7 +114,6 @@ async def test_new_pools_use_crc32c_and_version_1_pools_stay_readable(service_di
 
 
 async def test_large_streamed_reads_hint_the_kernel_to_read_ahead(service_dir: Path, monkeypatch) -> None:
-    import os
     hints = []
     real = os.posix_fadvise
     monkeypatch.setattr(os, "posix_fadvise", lambda fd, off, n, advice: (hints.append((n, advice)),
@@ -139,3 +139,42 @@ def test_idle_buffers_are_unmapped_after_a_quiet_period() -> None:
     assert buffers.release_idle(unused_for=60.0) == 0   # just used: kept for the next burst
     assert buffers.release_idle(unused_for=0.0) == 3
     assert all(buffer.closed for buffer in taken)
+
+
+async def test_filesystems_refusing_o_direct_get_buffered_writes(service_dir: Path, monkeypatch) -> None:
+    import errno
+    real_open, real_pwrite = os.open, os.pwrite
+    direct_fds: set[int] = set()
+
+    def open_(path, flags, *args):
+        fd = real_open(path, flags, *args)
+        if flags & os.O_DIRECT:
+            direct_fds.add(fd)
+        return fd
+
+    def pwrite(fd, data, offset):
+        if fd in direct_fds:  # accepted at open, refused at write (some FUSE filesystems)
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_pwrite(fd, data, offset)
+
+    monkeypatch.setattr(os, "open", open_)
+    monkeypatch.setattr(os, "pwrite", pwrite)
+    srv = await ObjectServer.open(service_dir, SERVICE_ID, FAST)
+    try:
+        data = payload(2 * MAX_BLOCK)
+        oid = await put(srv, data)
+        assert await get(srv, oid) == data and srv.verify().ok
+        if _writes_direct(service_dir):
+            assert srv._pools[-1].direct_refused and srv._pools[-1].direct_fd() is None
+    finally:
+        await srv.close()
+
+
+def test_open_direct_answers_none_where_the_filesystem_refuses(tmp_path: Path, monkeypatch) -> None:
+    import errno
+
+    def refuse(path, flags, *args):
+        raise OSError(errno.EINVAL, "Invalid argument")
+
+    monkeypatch.setattr(os, "open", refuse)
+    assert direct.open_direct(tmp_path / "pool") is None
