@@ -107,3 +107,38 @@ async def test_mixed_concurrent_load_then_reopen(service_dir):
             assert await get(srv, oid) == data
     finally:
         await srv.close()
+
+
+async def test_a_round_syncs_every_file_and_reports_any_failure(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from ostor.objectserver.flush import GroupCommit
+
+    fds = [os.open(tmp_path / f"f{i}", os.O_RDWR | os.O_CREAT) for i in range(3)]
+    synced, failing = [], {fds[1]}
+    real = os.fdatasync
+
+    def fdatasync(fd):
+        if fd in failing:
+            raise OSError(errno.EIO, "Input/output error")
+        synced.append(fd)
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", fdatasync)
+    flusher = GroupCommit(fsync=True)
+    try:
+        try:
+            await flusher.commit(fds)
+        except OSError as exc:
+            assert exc.errno == errno.EIO  # one file failed: the writers of the round learn it
+        else:
+            raise AssertionError("a failed fdatasync was acknowledged")
+        failing.clear()
+        synced.clear()
+        await flusher.commit(fds)
+        assert sorted(synced) == sorted(fds)
+    finally:
+        await flusher.close()
+        for fd in fds:
+            os.close(fd)
