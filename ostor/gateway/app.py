@@ -19,7 +19,8 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from ostor.common.errors import (
-    AccessDenied, InternalError, InvalidArgument, S3Error, ServiceUnavailable, ServiceUnavailableError,
+    AccessDenied, IncompleteBody, InternalError, InvalidArgument, S3Error, ServiceUnavailable,
+    ServiceUnavailableError,
 )
 from ostor.gateway.auth.sigv4 import RequestParts, authenticate, parse_query
 from ostor.gateway.body import RequestBody
@@ -166,7 +167,15 @@ class Gateway:
             if request.get(_PREPARED):
                 raise  # an error after the status line went out: cut the connection
             return self._error(request, exc, resource, request_id, host_id)
-        except (ConnectionError, web.HTTPException):
+        except ConnectionError:
+            transport = request.transport
+            if request.get(_PREPARED) or transport is not None and not transport.is_closing():
+                raise
+            # The client went away mid-request (an aborted upload): one line, not a traceback.
+            # The answer is never delivered; aiohttp drops it quietly and logs the access.
+            log.info("request %s %s: the client closed the connection", request.method, raw_path)
+            return web.Response(status=IncompleteBody.status)
+        except web.HTTPException:
             raise
         except ServiceUnavailableError:
             if request.get(_PREPARED):

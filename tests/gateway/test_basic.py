@@ -155,3 +155,25 @@ def test_delete_objects(s3, bucket):
     s3.put_object(Bucket=bucket, Key="q", Body=b"x")
     quiet = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "q"}], "Quiet": True})
     assert not quiet.get("Deleted") and not quiet.get("Errors")
+
+
+def test_aborted_upload_is_not_an_error_and_stores_nothing(server, s3, bucket):
+    """A client that closes mid-body: nothing stored, no traceback in the log, the server goes on."""
+    import socket
+    import time
+    import urllib.parse
+
+    url = urllib.parse.urlsplit(s3.generate_presigned_url(
+        "put_object", Params={"Bucket": bucket, "Key": "aborted"}, ExpiresIn=300))
+    log_path = server.data_dir.parent / f"server-{server.port}.log"
+    before = log_path.stat().st_size
+    with socket.create_connection((url.hostname, url.port)) as sock:
+        sock.sendall(f"PUT {url.path}?{url.query} HTTP/1.1\r\nHost: {url.netloc}\r\n"
+                     f"Content-Length: {1 << 20}\r\n\r\n".encode() + b"x" * 65536)
+    time.sleep(0.5)
+    with pytest.raises(ClientError) as err:
+        s3.head_object(Bucket=bucket, Key="aborted")
+    assert err.value.response["Error"]["Code"] == "404"
+    s3.put_object(Bucket=bucket, Key="after", Body=b"still serving")
+    log = log_path.read_bytes()[before:].decode(errors="replace")
+    assert "Error handling request" not in log and "Traceback" not in log
