@@ -87,15 +87,20 @@ def drop_row(t: Txn, bucket: str, row: tuple, promote: bool = True) -> None:
                   "(SELECT min(vseq) FROM objects WHERE bucket=?1 AND key=?2)", (bucket, kb))
 
 
-def commit_version(t: Txn, rec: ObjectRecord, versioning: Versioning, op: str = "put") -> ObjectRecord:
-    """Insert ``rec`` as the key's new current version (ids, null replacement, refs, usage, log)."""
+def commit_version(t: Txn, rec: ObjectRecord, versioning: Versioning, op: str = "put",
+                   fresh: bool = True) -> ObjectRecord:
+    """Insert ``rec`` as the key's new current version (ids, null replacement, refs, usage, log).
+
+    ``fresh``: the link's data is linked by no version yet (written under a guard, or
+    a completed upload's parts); False when it reuses a version's data (copy in place).
+    """
     bucket, kb = rec.bucket, rec.key.encode()
     t.touch(bucket, kb)
     ns = t.now_ns()
     segs = codec.segments_of(rec)
     # reference the new data before dropping the old, so segments the two share survive
     if segs:
-        t.ref(segs)
+        t.ref(segs, fresh)
     # One read of the key's newest row (it is the one with latest=1) decides what else
     # must change; a new key then costs no further statement.
     newest = _latest(t, bucket, kb)
@@ -149,7 +154,7 @@ def create_name(t: Txn, rec: ObjectRecord, guard: bytes | None, versioning: Vers
             t.gc(os_id, guard)  # the uploaded data will never be named
         return Fail(PreconditionFailed(Key=rec.key))
     rec.delete_marker = False
-    return commit_version(t, rec, versioning)
+    return commit_version(t, rec, versioning, fresh=guard is not None)
 
 
 def delete_name(t: Txn, bucket: str, key: str, version_id: str | None, versioning: Versioning) -> DeleteOutcome:

@@ -19,7 +19,10 @@ from .config import NameServerConfig
 
 DB_NAME = "names.db"
 #: Bump on any incompatible change and add a step to MIGRATIONS.
-FORMAT_VERSION = 1
+#: 2: a data object without a ``segments`` row is linked by exactly one version (fresh data
+#: writes no row). Version 1 rows mean the same under that rule, so the step rewrites nothing;
+#: the bump only keeps older builds (which read a missing row differently) away.
+FORMAT_VERSION = 2
 
 DDL = """
 CREATE TABLE meta (name TEXT PRIMARY KEY, value) WITHOUT ROWID;
@@ -43,7 +46,8 @@ CREATE TABLE objects (
 CREATE UNIQUE INDEX objects_version ON objects (bucket, key, version_id);
 -- current, visible keys only: list_names walks this and never sees old versions or markers
 CREATE INDEX objects_live ON objects (bucket, key) WHERE latest = 1 AND dm = 0;
--- how many object versions link each data object (copy-in-place shares them)
+-- how many object versions link each data object (copy-in-place shares them); data
+-- objects without a row are linked by exactly one version
 CREATE TABLE segments (
     object_id BLOB PRIMARY KEY,
     os_id INTEGER NOT NULL,
@@ -99,7 +103,9 @@ INSERT INTO meta (name, value) VALUES ('clock', 0);
 """
 
 #: MIGRATIONS[v] upgrades a database of format v to v + 1 inside one transaction.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    1: lambda conn: None,
+}
 
 
 def connect(path: Path, config: NameServerConfig, *, writer: bool) -> sqlite3.Connection:

@@ -94,13 +94,21 @@ class Txn:
         """Return the pending in-memory state to a mark (on ROLLBACK TO the savepoint)."""
         self._usage = marked
 
-    def ref(self, segments: Iterable[tuple[int, bytes]]) -> None:
-        """Count one more version linking each (os_id, object_id)."""
-        self.conn.executemany("INSERT INTO segments (object_id, os_id, refs) VALUES (?2,?1,1) "
+    def ref(self, segments: Iterable[tuple[int, bytes]], fresh: bool = False) -> None:
+        """Count one more version linking each (os_id, object_id).
+
+        A data object without a row is linked by exactly one version, so fresh data
+        (written under a guard, linked by no version yet) needs no statement at all;
+        a second link writes the row with 2.
+        """
+        if fresh:
+            return
+        self.conn.executemany("INSERT INTO segments (object_id, os_id, refs) VALUES (?2,?1,2) "
                               "ON CONFLICT (object_id) DO UPDATE SET refs=refs+1", segments)
 
     def unref(self, segments: Iterable[tuple[int, bytes]]) -> None:
-        """Drop one reference from each segment; data no version links any more goes to GC."""
+        """Drop one reference from each segment; data no version links any more goes to GC
+        (no row: that was its only link)."""
         for os_id, object_id in segments:
             row = self.execute("UPDATE segments SET refs=refs-1 WHERE object_id=? RETURNING refs",
                                (object_id,)).fetchone()
