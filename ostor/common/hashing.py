@@ -4,7 +4,8 @@ MD5 (the ETag) runs at about 700 MiB/s on one core, which makes it the floor
 of a large PUT when the loop thread computes it between socket reads. A
 :class:`DigestPipe` batches a stream's chunks and hands the batches, in order,
 to one worker job at a time (hashlib releases the GIL for buffers over 2 KiB),
-while the loop goes on receiving. The producer waits only when more than
+while the loop goes on receiving. A job hashes a few batches and then queues
+itself again, so more concurrent uploads than hash threads all make progress. The producer waits only when more than
 ``HASH_BACKLOG_BYTES`` are queued, which bounds the memory held for hashing.
 Bodies smaller than one batch are hashed inline: a thread hop would cost more.
 A stream that fails midway simply drops its pipe: the worker holds only
@@ -16,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from typing import Any, Protocol
 
@@ -24,6 +25,8 @@ from typing import Any, Protocol
 HASH_BATCH_BYTES = 1 << 20
 #: Queued, not yet hashed bytes beyond which the producer waits.
 HASH_BACKLOG_BYTES = 4 << 20
+#: Batches one job hashes before it yields its thread to other streams' jobs.
+_BATCHES_PER_TURN = 4
 
 
 class Digest(Protocol):
@@ -52,11 +55,13 @@ class DigestPipe:
         self._batch: list = []
         self._batch_bytes = 0
         self._lock = threading.Lock()
-        self._queued: deque[tuple[list, int]] = deque()  # guarded by _lock
-        self._backlog = 0                                 # queued bytes; guarded by _lock
-        self._draining = False                            # a drain job runs; guarded by _lock
-        self._job: asyncio.Future | None = None           # the latest drain job
-        self._room: asyncio.Future | None = None          # the producer waiting for room; _lock
+        # Guarded by _lock:
+        self._queued: deque[tuple[list, int]] = deque()
+        self._backlog = 0                          # queued, not yet hashed bytes
+        self._draining = False                     # a drain job is queued or running
+        self._room: asyncio.Future | None = None   # the producer waiting for the backlog to shrink
+        self._idle: asyncio.Future | None = None   # finish() waiting for the last job
+        self._error: BaseException | None = None   # what a drain job raised
 
     async def update(self, chunk: bytes | memoryview) -> None:
         """Add a chunk; a full batch is queued for the worker (waiting while the backlog is full).
@@ -71,51 +76,83 @@ class DigestPipe:
         if self._batch_bytes < HASH_BATCH_BYTES or self._executor is None:
             return
         if self._backlog >= HASH_BACKLOG_BYTES:
-            await self._wait_for_room()
+            await self._wait(lambda: self._backlog < HASH_BACKLOG_BYTES, "_room")
         batch, size = self._batch, self._batch_bytes
         self._batch, self._batch_bytes = [], 0
         with self._lock:
             self._queued.append((batch, size))
             self._backlog += size
             if self._draining:
-                return  # the running job takes it
+                return  # the queued or running job takes it
             self._draining = True
-        self._job = asyncio.get_running_loop().run_in_executor(self._executor, self._drain)
+        self._executor.submit(self._drain)
 
-    async def _wait_for_room(self) -> None:
-        # Resume once the backlog is down to half, not empty: the worker keeps hashing meanwhile.
+    async def _wait(self, ready: Callable[[], bool], slot: str) -> None:
         loop = asyncio.get_running_loop()
         with self._lock:
-            if self._backlog < HASH_BACKLOG_BYTES or not self._draining:
+            if ready() or not self._draining:
                 return
-            self._room = room = loop.create_future()
-        await room
+            future = loop.create_future()
+            setattr(self, slot, future)
+        await future
 
     def _drain(self) -> None:
-        # Worker thread: hash queued batches in order until none is left.
+        # Worker thread. A job hashes a few batches, then queues itself again behind the
+        # other streams' jobs: with more uploads than hash threads, none of them starves.
+        try:
+            for _ in range(_BATCHES_PER_TURN):
+                with self._lock:
+                    if not self._queued:
+                        break
+                    batch, size = self._queued.popleft()
+                _update_all(self._digests, batch)
+                with self._lock:
+                    self._backlog -= size
+                    if self._backlog <= HASH_BACKLOG_BYTES // 2:
+                        self._wake("_room")
+            with self._lock:
+                if self._queued:
+                    try:
+                        self._executor.submit(self._drain)  # type: ignore[union-attr]
+                        return
+                    except RuntimeError:  # the executor is shutting down: finish here
+                        pass
+            self._drain_rest()
+        except BaseException as exc:  # noqa: BLE001 - handed to finish()
+            with self._lock:
+                self._error = exc
+                self._queued.clear()
+                self._draining = False
+                self._wake("_room")
+                self._wake("_idle")
+
+    def _drain_rest(self) -> None:
         while True:
             with self._lock:
                 if not self._queued:
                     self._draining = False
-                    self._wake()
+                    self._wake("_room")
+                    self._wake("_idle")
                     return
                 batch, size = self._queued.popleft()
             _update_all(self._digests, batch)
             with self._lock:
                 self._backlog -= size
-                if self._backlog <= HASH_BACKLOG_BYTES // 2:
-                    self._wake()
 
-    def _wake(self) -> None:
+    def _wake(self, slot: str) -> None:
         # Called with _lock held, in the worker thread.
-        room, self._room = self._room, None
-        if room is not None:
-            room.get_loop().call_soon_threadsafe(_resolve, room)
+        future = getattr(self, slot)
+        if future is not None:
+            setattr(self, slot, None)
+            try:
+                future.get_loop().call_soon_threadsafe(_resolve, future)
+            except RuntimeError:  # the loop is closed: nobody waits any more
+                pass
 
     async def finish(self) -> None:
         """Hash what is left; the digests are complete when this returns."""
-        if self._job is not None:
-            await self._job  # the last job ran until the queue was empty
-            self._job = None
+        await self._wait(lambda: False, "_idle")
+        if self._error is not None:
+            raise self._error
         batch, self._batch, self._batch_bytes = self._batch, [], 0
         _update_all(self._digests, batch)

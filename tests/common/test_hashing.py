@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import random
@@ -74,3 +75,32 @@ async def test_without_an_executor_everything_is_inline() -> None:
         await pipe.update(b"y" * (1 << 20))
     await pipe.finish()
     assert md5.digest() == hashlib.md5(b"y" * (5 << 20)).digest()
+
+
+async def test_more_streams_than_threads_all_progress(monkeypatch) -> None:
+    """With one hash thread and three uploads, no upload waits for another to finish."""
+    import time
+
+    monkeypatch.setattr(hashing, "HASH_BATCH_BYTES", 1000)
+    monkeypatch.setattr(hashing, "HASH_BACKLOG_BYTES", 4000)
+    first_hashed: dict[int, float] = {}
+
+    class Slow:
+        def __init__(self, stream: int) -> None:
+            self.stream = stream
+
+        def update(self, data) -> None:
+            first_hashed.setdefault(self.stream, time.monotonic())
+            time.sleep(0.001)
+
+    finished: dict[int, float] = {}
+    with ThreadPoolExecutor(1) as pool:
+        async def upload(stream: int) -> None:
+            pipe = DigestPipe((Slow(stream),), pool)
+            for _ in range(60):
+                await pipe.update(b"z" * 1000)
+            await pipe.finish()
+            finished[stream] = time.monotonic()
+
+        await asyncio.wait_for(asyncio.gather(*(upload(i) for i in range(3))), 30)
+    assert max(first_hashed.values()) < min(finished.values())
