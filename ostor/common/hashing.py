@@ -30,7 +30,11 @@ _BATCHES_PER_TURN = 4
 
 
 class Digest(Protocol):
-    """Anything with hashlib's ``update``."""
+    """Anything with hashlib's ``update``.
+
+    A digest whose ``inline`` attribute is true (hardware CRCs at tens of GiB/s)
+    is fed at once on the caller's thread: the hop to a worker would cost more.
+    """
 
     def update(self, data: Any, /) -> None: ...
 
@@ -50,8 +54,9 @@ class DigestPipe:
     """Feed ``digests`` with a stream's chunks, large batches in ``executor``'s threads."""
 
     def __init__(self, digests: Sequence[Digest], executor: Executor | None) -> None:
-        self._digests = tuple(digests)
-        self._executor = executor
+        self._inline = tuple(d for d in digests if getattr(d, "inline", False))
+        self._digests = tuple(d for d in digests if not getattr(d, "inline", False))
+        self._executor = executor if self._digests else None
         self._batch: list = []
         self._batch_bytes = 0
         self._lock = threading.Lock()
@@ -69,6 +74,10 @@ class DigestPipe:
         The chunk is kept until hashed, so a writable buffer is copied first:
         its producer may reuse it.
         """
+        for digest in self._inline:
+            digest.update(chunk)
+        if not self._digests:
+            return
         if isinstance(chunk, memoryview) and not chunk.readonly or isinstance(chunk, bytearray):
             chunk = bytes(chunk)
         self._batch.append(chunk)
@@ -99,25 +108,28 @@ class DigestPipe:
     def _drain(self) -> None:
         # Worker thread. A job hashes a few batches, then queues itself again behind the
         # other streams' jobs: with more uploads than hash threads, none of them starves.
+        hashed = 0
         try:
-            for _ in range(_BATCHES_PER_TURN):
+            while True:
                 with self._lock:
                     if not self._queued:
-                        break
+                        self._draining = False
+                        self._wake("_room")
+                        self._wake("_idle")
+                        return
+                    if hashed == _BATCHES_PER_TURN:
+                        try:
+                            self._executor.submit(self._drain)  # type: ignore[union-attr]
+                            return
+                        except RuntimeError:  # the executor is shutting down: finish here
+                            pass
                     batch, size = self._queued.popleft()
                 _update_all(self._digests, batch)
+                hashed += 1
                 with self._lock:
                     self._backlog -= size
                     if self._backlog <= HASH_BACKLOG_BYTES // 2:
                         self._wake("_room")
-            with self._lock:
-                if self._queued:
-                    try:
-                        self._executor.submit(self._drain)  # type: ignore[union-attr]
-                        return
-                    except RuntimeError:  # the executor is shutting down: finish here
-                        pass
-            self._drain_rest()
         except BaseException as exc:  # noqa: BLE001 - handed to finish()
             with self._lock:
                 self._error = exc
@@ -125,19 +137,6 @@ class DigestPipe:
                 self._draining = False
                 self._wake("_room")
                 self._wake("_idle")
-
-    def _drain_rest(self) -> None:
-        while True:
-            with self._lock:
-                if not self._queued:
-                    self._draining = False
-                    self._wake("_room")
-                    self._wake("_idle")
-                    return
-                batch, size = self._queued.popleft()
-            _update_all(self._digests, batch)
-            with self._lock:
-                self._backlog -= size
 
     def _wake(self, slot: str) -> None:
         # Called with _lock held, in the worker thread.

@@ -104,3 +104,22 @@ async def test_more_streams_than_threads_all_progress(monkeypatch) -> None:
 
         await asyncio.wait_for(asyncio.gather(*(upload(i) for i in range(3))), 30)
     assert max(first_hashed.values()) < min(finished.values())
+
+
+async def test_inline_digests_are_fed_at_once(executor) -> None:
+    class Inline:
+        inline = True
+
+        def __init__(self) -> None:
+            self.seen = 0
+
+        def update(self, data) -> None:
+            self.seen += len(data)
+
+    fast, md5 = Inline(), hashlib.md5()
+    pipe = DigestPipe((fast, md5), executor)
+    for _ in range(3):
+        await pipe.update(b"q" * (1 << 20))
+        assert fast.seen % (1 << 20) == 0 and fast.seen > 0  # no batching, no thread
+    await pipe.finish()
+    assert fast.seen == 3 << 20 and md5.digest() == hashlib.md5(b"q" * (3 << 20)).digest()
