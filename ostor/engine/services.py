@@ -16,7 +16,6 @@ from typing import Any
 from ostor.engine.placement import Placement
 from ostor.engine.volume import VolumeLayout
 from ostor.nameserver.server import NameServer, NameServerConfig
-from ostor.nameserver.writer import WriterThread
 from ostor.objectserver.flush import GroupCommit
 from ostor.objectserver.server import ObjectServer, ObjectServerConfig
 
@@ -80,7 +79,6 @@ class LocalServices(ServiceLookup):
     local_object_servers: dict[int, Any] = field(default_factory=dict)
     _started: bool = field(default=False, repr=False)
     _flusher: GroupCommit | None = field(default=None, repr=False)
-    _writer_thread: WriterThread | None = field(default=None, repr=False)
 
     @classmethod
     async def open(cls, data_dir: Path, config: ServiceConfig | None = None,
@@ -104,19 +102,16 @@ class LocalServices(ServiceLookup):
         else:
             raise FileNotFoundError(f"{data_dir} holds no ostor volume")
         services = cls(layout, Placement(layout.name_servers, layout.object_servers), {}, {})
-        # One process gains nothing from a writer thread per database or a flusher per
-        # object server (the GIL serialises them); sharing makes group commits bigger.
+        # The object servers of one process share one flusher: its rounds are bigger.
         os_config = config.object_server or ObjectServerConfig()
         services._flusher = GroupCommit(os_config.fsync)
-        services._writer_thread = WriterThread("ns-writer")
         try:
             for os_id in layout.object_servers:
                 services.local_object_servers[os_id] = await ObjectServer.open(
                     layout.service_dir(os_id), os_id, os_config, flusher=services._flusher)
             for ns_id in layout.name_servers:
                 services.local_name_servers[ns_id] = await NameServer.open(
-                    layout.service_dir(ns_id), ns_id, services.object_server, config.name_server,
-                    writer_thread=services._writer_thread)
+                    layout.service_dir(ns_id), ns_id, services.object_server, config.name_server)
         except BaseException:
             await services.close()
             raise
@@ -168,9 +163,6 @@ class LocalServices(ServiceLookup):
         for services in (self.name_servers, self.object_servers,
                          self.local_name_servers, self.local_object_servers):
             services.clear()
-        if self._writer_thread is not None:
-            await asyncio.to_thread(self._writer_thread.stop)
-            self._writer_thread = None
         if self._flusher is not None:
             await self._flusher.close()
             self._flusher = None

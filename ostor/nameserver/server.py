@@ -1,7 +1,7 @@
 """NameServer: one name-server service backed by one SQLite database (seed, "Name Server").
 
-Writes go to a single writer thread with group commit (``writer.py``) and are
-durable before their coroutine returns. Reads (lookup, listings) run directly
+Writes go to a group-committing writer (``writer.py``) and are durable
+before their coroutine returns. Reads (lookup, listings) run directly
 on the caller's thread on a separate connection in WAL mode — a lookup is a
 one-row B-tree seek plus a msgpack decode — or through the writer's connection
 in ``rollback-exclusive`` mode, where no second connection may read.
@@ -28,7 +28,7 @@ from .lock import DirectoryLock
 from .records import (BucketRecord, BucketUsage, DeleteOutcome, ListEntry, ListPage, ObjectRecord,
                       PartRecord, UploadEntry, UploadPage, UploadRecord, Versioning, WriteCondition)
 from .txn import Txn
-from .writer import GroupCommitWriter, WriterThread
+from .writer import GroupCommitWriter
 
 __all__ = ["DataRef", "NameServer", "NameServerConfig"]
 
@@ -39,8 +39,7 @@ class NameServer:
     """Names, versions, buckets, multipart tables, guards and GC of one NS service directory."""
 
     def __init__(self, directory: Path, service_id: int, os_resolver: Callable[[int], Any],
-                 config: NameServerConfig, lock: DirectoryLock, wconn, rconn,
-                 writer_thread: WriterThread | None = None) -> None:
+                 config: NameServerConfig, lock: DirectoryLock, wconn, rconn) -> None:
         self.directory = directory
         self.service_id = service_id
         self.config = config
@@ -51,7 +50,7 @@ class NameServer:
         #: Current records for the lookup fast path (only with a reader connection of its own).
         self.records = RecordCache(config.record_cache_entries if rconn is not None else 0)
         self._writer = GroupCommitWriter(wconn, Txn(wconn), config.max_batch, name=f"ns-{format_id(service_id)}",
-                                         thread=writer_thread, on_commit=self.records.invalidate)
+                                         on_commit=self.records.invalidate)
         self._gc_lock = asyncio.Lock()
         self._closed = False
         self.gc_worker = Worker(f"ns-{format_id(service_id)}-gc", self._gc_step, config.gc_interval)
@@ -68,12 +67,8 @@ class NameServer:
 
     @classmethod
     async def open(cls, directory: Path | str, service_id: int, os_resolver: Callable[[int], Any],
-                   config: NameServerConfig | None = None, *,
-                   writer_thread: WriterThread | None = None) -> NameServer:
-        """Lock and validate an existing service directory; CorruptStoreError if its database is not sound.
-
-        ``writer_thread`` lets several name servers of one process share one writer thread.
-        """
+                   config: NameServerConfig | None = None) -> NameServer:
+        """Lock and validate an existing service directory; CorruptStoreError if its database is not sound."""
         config = config or NameServerConfig()
         directory = Path(directory)
         if not directory.is_dir():
@@ -91,7 +86,7 @@ class NameServer:
             wconn = await asyncio.to_thread(_open)
             if config.journal_mode == "wal":
                 rconn = schema.connect(path, config, writer=False)
-            return cls(directory, service_id, os_resolver, config, lock, wconn, rconn, writer_thread)
+            return cls(directory, service_id, os_resolver, config, lock, wconn, rconn)
         except BaseException:
             for conn in (rconn, wconn):
                 if conn is not None:
@@ -111,7 +106,7 @@ class NameServer:
         self._closed = True
         await self.guard_worker.stop()
         await self.gc_worker.stop()
-        await asyncio.to_thread(self._writer.close)
+        await self._writer.close()
         if self._rconn is not None:
             self._rconn.close()
         self._wconn.close()

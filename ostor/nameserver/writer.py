@@ -1,20 +1,29 @@
-"""The single writer thread of a name server, with group commit.
+"""The single writer of a name-server database, with group commit.
 
-Every write is a function ``fn(txn)`` run on the writer thread. The thread
-drains whatever is queued, runs each request inside its own SAVEPOINT (a
-failing request is rolled back alone and does not poison the batch), commits
-the batch once — one fsync for many requests — and then resolves all waiting
-futures with a single ``call_soon_threadsafe`` per event loop.
+Every write is a function ``fn(txn)``. Requests queue on the writer; a drain
+task on the event loop takes what is queued, runs each request's statements
+right there on the loop thread, and hands only the batch's COMMIT — the fsync
+— to a thread of the writer's own. While that commit runs, new requests queue
+up and form the next batch, so batches grow with load on their own. Once the
+commit returns, the waiting futures are resolved.
+
+Why statements run on the loop and not on a writer thread: each SQLite call
+releases the GIL and must take it back, and a thread taking the GIL back from
+a busy event loop waits for it. Measured on a 2-core machine with 32
+concurrent 4 KiB puts, five such waits per create made a create's statements
+cost 220 µs on a writer thread against 40 µs run straight. The statements are
+a few tens of microseconds per request; the fsync, which releases the GIL for
+its whole length, is what belongs on a thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import queue
 import sqlite3
-import threading
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ostor.common.errors import ServiceStoppedError
@@ -23,7 +32,7 @@ from .txn import Txn
 
 log = logging.getLogger(__name__)
 
-_WRITE, _READ, _BARRIER = 0, 1, 2
+_WRITE, _READ = 0, 1
 
 
 class Fail:
@@ -35,69 +44,24 @@ class Fail:
         self.exc = exc
 
 
-class WriterThread:
-    """One thread applying queued requests for one or more name-server databases.
+class GroupCommitWriter:
+    """Owns one database's write connection; its requests are applied in group-committed transactions.
 
-    In the embedded mode every name server of the process shares one thread:
-    while it commits one database, requests for the others queue up, so batches
-    grow with load on their own and the process runs one writer instead of one
-    per database (the GIL gives no parallelism to more). A name server running
-    alone owns its own thread.
+    All requests must come from one event loop (the one that drains them).
     """
 
-    def __init__(self, name: str = "ns-writer", max_batch: int = 1000) -> None:
-        self._max_batch = max_batch
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._stopped = False
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
-
-    def put(self, item: tuple) -> None:
-        """Queue ``(writer, kind, fn, future, loop)``."""
-        self._queue.put(item)
-
-    def stop(self) -> None:
-        """Finish everything queued, then end the thread (blocking)."""
-        if not self._stopped:
-            self._stopped = True
-            self._queue.put(None)
-            self._thread.join()
-
-    def _run(self) -> None:
-        stop = False
-        while not stop:
-            items = [self._queue.get()]
-            while len(items) < self._max_batch:
-                try:
-                    items.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            if None in items:
-                stop = True
-                items = [i for i in items if i is not None]
-            by_writer: dict[GroupCommitWriter, list[tuple]] = {}
-            for item in items:
-                by_writer.setdefault(item[0], []).append(item)
-            results: list[tuple] = []
-            for writer, queued in by_writer.items():
-                results.extend(writer._process(queued))
-            GroupCommitWriter._resolve(results)
-
-
-class GroupCommitWriter:
-    """Owns one database's write connection; its requests are applied in group-committed transactions."""
-
     def __init__(self, conn: sqlite3.Connection, txn: Txn, max_batch: int = 1000, name: str = "ns-writer",
-                 thread: WriterThread | None = None,
                  on_commit: Callable[[set[tuple[str, bytes]]], None] | None = None) -> None:
         self._conn = conn
         self._txn = txn
-        #: Called in the writer thread with the keys a batch touched, once it is committed or
-        #: rolled back and before any of its requests is answered.
+        self._max_batch = max_batch
+        #: Called with the keys a batch touched, once it is committed or rolled back and
+        #: before any of its requests is answered.
         self._on_commit = on_commit
+        self._queue: deque[tuple[int, Callable, asyncio.Future]] = deque()
+        self._drain_task: asyncio.Task | None = None
+        self._committer = ThreadPoolExecutor(1, thread_name_prefix=f"{name}-commit")
         self._closed = False
-        self._owns_thread = thread is None
-        self._thread = thread or WriterThread(name, max_batch)
         #: Transactions committed so far (group commit makes this far smaller than requests).
         self.transactions = 0
         #: Write requests applied so far.
@@ -108,7 +72,7 @@ class GroupCommitWriter:
         return self._put(_WRITE, fn)
 
     def submit_read(self, fn: Callable[[sqlite3.Connection], Any]) -> asyncio.Future:
-        """Run a read on the writer's connection, outside any transaction (rollback-exclusive mode)."""
+        """Run a read on the writer's connection, between batches (rollback-exclusive mode)."""
         return self._put(_READ, fn)
 
     def _put(self, kind: int, fn: Callable) -> asyncio.Future:
@@ -116,38 +80,37 @@ class GroupCommitWriter:
             raise ServiceStoppedError("name server writer is closed")
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
-        self._thread.put((self, kind, fn, fut, loop))
+        self._queue.append((kind, fn, fut))
+        if self._drain_task is None:
+            self._drain_task = loop.create_task(self._drain())
         return fut
 
-    def close(self) -> None:
-        """Finish this database's queued work (blocking; call via a thread from async code)."""
-        if self._closed:
-            return
+    async def close(self) -> None:
+        """Finish the queued work, then refuse more."""
         self._closed = True
-        if self._owns_thread:
-            self._thread.stop()
-        else:
-            done = threading.Event()
-            self._thread.put((self, _BARRIER, done.set, None, None))
-            done.wait()
+        if self._drain_task is not None:
+            await asyncio.shield(self._drain_task)
+        self._committer.shutdown(wait=True)
 
-    # -- writer thread ---------------------------------------------------------------
-    def _process(self, items: list[tuple]) -> list[tuple]:
-        writes = [i for i in items if i[1] == _WRITE]
-        results: list[tuple] = []
-        if writes:
-            results.extend(self._apply(writes))
-        for _, kind, fn, fut, loop in items:
-            if kind == _READ:
-                try:
-                    results.append((fut, loop, True, fn(self._conn)))
-                except Exception as exc:
-                    results.append((fut, loop, False, exc))
-            elif kind == _BARRIER:
-                fn()
-        return results
+    # -- the drain task ------------------------------------------------------------------------
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._queue:
+                items = [self._queue.popleft() for _ in range(min(len(self._queue), self._max_batch))]
+                writes = [i for i in items if i[0] == _WRITE]
+                results = await self._apply(writes, loop) if writes else []
+                for kind, fn, fut in items:
+                    if kind == _READ:
+                        try:
+                            results.append((fut, True, fn(self._conn)))
+                        except Exception as exc:
+                            results.append((fut, False, exc))
+                _settle(results)
+        finally:
+            self._drain_task = None
 
-    def _apply(self, writes: list[tuple]) -> list[tuple]:
+    async def _apply(self, writes: list[tuple], loop: asyncio.AbstractEventLoop) -> list[tuple]:
         """Apply a batch in one transaction and commit it once.
 
         The batch first runs without savepoints (two statements fewer per
@@ -166,7 +129,7 @@ class GroupCommitWriter:
                 conn.execute("BEGIN IMMEDIATE")
                 out = self._run_batch(writes, isolated=True)
             txn.end_batch()
-            conn.execute("COMMIT")
+            await loop.run_in_executor(self._committer, conn.execute, "COMMIT")
             self.transactions += 1
             self.requests += len(writes)
         except Exception as exc:  # the commit itself failed: nothing of the batch is durable
@@ -176,7 +139,7 @@ class GroupCommitWriter:
             except sqlite3.Error:
                 pass
             txn.reload()
-            out = [(fut, loop, False, exc) for _, _, _, fut, loop in writes]
+            out = [(fut, False, exc) for _, _, fut in writes]
         touched = txn.take_touched()
         if self._on_commit is not None and touched:
             self._on_commit(touched)
@@ -186,7 +149,7 @@ class GroupCommitWriter:
         """Run every request; None if one raised while not ``isolated`` (the caller replays)."""
         conn, txn = self._conn, self._txn
         out: list[tuple] = []
-        for _, _, fn, fut, loop in writes:
+        for _, fn, fut in writes:
             if isolated:
                 conn.execute("SAVEPOINT req")
                 marked = txn.mark()
@@ -198,30 +161,19 @@ class GroupCommitWriter:
                 conn.execute("ROLLBACK TO req")
                 conn.execute("RELEASE req")
                 txn.restore(marked)
-                out.append((fut, loop, False, exc))
+                out.append((fut, False, exc))
                 continue
             if isolated:
                 conn.execute("RELEASE req")
             if isinstance(value, Fail):
-                out.append((fut, loop, False, value.exc))
+                out.append((fut, False, value.exc))
             else:
-                out.append((fut, loop, True, value))
+                out.append((fut, True, value))
         return out
-
-    @staticmethod
-    def _resolve(results: list[tuple]) -> None:
-        by_loop: dict[Any, list[tuple]] = {}
-        for r in results:
-            by_loop.setdefault(r[1], []).append(r)
-        for loop, rs in by_loop.items():
-            try:
-                loop.call_soon_threadsafe(_settle, rs)
-            except RuntimeError:  # loop closed: nobody is waiting any more
-                pass
 
 
 def _settle(results: list[tuple]) -> None:
-    for fut, _, ok, value in results:
+    for fut, ok, value in results:
         if fut.cancelled():
             continue
         if ok:

@@ -131,7 +131,9 @@ async def test_workers_expire_and_collect(tmp_path):
 
 
 async def test_throughput_numbers(ns):
-    """Not a benchmark gate: prints create_name/s with 32 concurrent callers and lookups/s."""
+    """Not a benchmark gate: prints create_name/s with 32 concurrent callers and lookups/s.
+
+    It does check that concurrent writes share transactions (group commit)."""
     async def writer(i):
         for j in range(20):
             oid = new_object_id()
@@ -140,6 +142,7 @@ async def test_throughput_numbers(ns):
     t = time.perf_counter()
     await asyncio.gather(*(writer(i) for i in range(32)))
     dt = time.perf_counter() - t
+    assert ns.transactions < 2 * 640 // 2  # guards and creates of 32 callers batch together
     n = 20_000
     t2 = time.perf_counter()
     for i in range(n):
