@@ -1,12 +1,12 @@
 """Group commit: one flusher makes many writers durable with one fdatasync per file.
 
 A writer does its pwrites on the event-loop thread, then awaits
-:meth:`GroupCommit.commit` with the descriptors it dirtied. If no flush is
-running one starts at once; writers that arrive while a flush is in progress
-wait for the *next* round (their bytes may have been written after the running
-fdatasync began), and that round syncs every descriptor dirtied by all of them
-together. Under load a round therefore serves every writer that arrived during
-the previous one, so N concurrent writers need far fewer than N fdatasyncs.
+:meth:`GroupCommit.commit` with the descriptors it dirtied. A round starts at
+once unless ``ROUNDS_IN_FLIGHT`` rounds are running; writers that arrive
+meanwhile wait for a *new* round (their bytes may have been written after a
+running fdatasync began), and that round syncs every descriptor dirtied by all
+of them together. Under load a round therefore serves every writer that arrived
+while the others ran, so N concurrent writers need far fewer than N fdatasyncs.
 fdatasync runs in threads so it never blocks the event loop.
 """
 
@@ -20,6 +20,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 #: fdatasync calls one round runs at the same time.
 PARALLEL_SYNCS = 4
+#: Rounds that may run at once. A writer arriving while one round runs starts the next
+#: at once instead of waiting for the first to end: fdatasync may run twice on a file
+#: at the same time, and the second covers everything written before it began. Under
+#: load this cuts a writer's wait from about one and a half rounds to about one.
+ROUNDS_IN_FLIGHT = 2
 
 
 class GroupCommit:
@@ -30,10 +35,11 @@ class GroupCommit:
         self.fdatasync_calls = 0   # how many fdatasync system calls were made
         self.rounds = 0            # how many flush rounds ran
         self.commits = 0           # how many commit() requests were served
-        self._parallel = ThreadPoolExecutor(max_workers=PARALLEL_SYNCS, thread_name_prefix=name + "-sync")
+        self._parallel = ThreadPoolExecutor(max_workers=PARALLEL_SYNCS * ROUNDS_IN_FLIGHT,
+                                            thread_name_prefix=name + "-sync")
         self._fds: set[int] = set()
         self._waiters: list[asyncio.Future[None]] = []
-        self._task: asyncio.Task[None] | None = None
+        self._rounds: set[asyncio.Task[None]] = set()
         self._closed = False
 
     async def commit(self, fds: Iterable[int]) -> None:
@@ -47,30 +53,36 @@ class GroupCommit:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
         self._waiters.append(fut)
-        if self._task is None:
-            self._task = loop.create_task(self._run())
+        if len(self._rounds) < ROUNDS_IN_FLIGHT:
+            self._start_round(loop)
         await fut
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
+    def _start_round(self, loop: asyncio.AbstractEventLoop) -> None:
+        waiters, self._waiters = self._waiters, []
+        fds, self._fds = self._fds, set()
+        task = loop.create_task(self._round(loop, waiters, tuple(fds)))
+        self._rounds.add(task)
+        task.add_done_callback(self._round_done)
+
+    def _round_done(self, task: asyncio.Task[None]) -> None:
+        self._rounds.discard(task)
+        if self._waiters and len(self._rounds) < ROUNDS_IN_FLIGHT:
+            self._start_round(task.get_loop())
+
+    async def _round(self, loop: asyncio.AbstractEventLoop, waiters: list[asyncio.Future[None]],
+                     fds: tuple[int, ...]) -> None:
         try:
-            while self._waiters:
-                waiters, self._waiters = self._waiters, []
-                fds, self._fds = self._fds, set()
-                try:
-                    await self._sync(loop, tuple(fds))
-                except BaseException as exc:  # every waiter of this round learns of the failure
-                    for w in waiters:
-                        if not w.done():
-                            w.set_exception(exc if isinstance(exc, Exception) else OSError(str(exc)))
-                    if not isinstance(exc, Exception):
-                        raise
-                    continue
-                for w in waiters:
-                    if not w.done():
-                        w.set_result(None)
-        finally:
-            self._task = None
+            await self._sync(loop, fds)
+        except BaseException as exc:  # every waiter of this round learns of the failure
+            for w in waiters:
+                if not w.done():
+                    w.set_exception(exc if isinstance(exc, Exception) else OSError(str(exc)))
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for w in waiters:
+            if not w.done():
+                w.set_result(None)
 
     async def _sync(self, loop: asyncio.AbstractEventLoop, fds: tuple[int, ...]) -> None:
         # Each file is synced in its own thread, straight from the loop: the filesystem folds
@@ -83,8 +95,8 @@ class GroupCommit:
 
     async def drain(self) -> None:
         """Wait until no flush round is running."""
-        while self._task is not None:
-            await asyncio.shield(self._task)
+        while self._rounds:
+            await asyncio.shield(asyncio.gather(*self._rounds, return_exceptions=True))
 
     async def close(self) -> None:
         """Finish pending rounds and stop the sync threads."""

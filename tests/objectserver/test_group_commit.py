@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import threading
 
 from ostor.common.frames import Frame
 from ostor.common.ids import new_object_id
+from ostor.objectserver import flush
+from ostor.objectserver.flush import ROUNDS_IN_FLIGHT, GroupCommit
 from ostor.objectserver.server import ObjectServer
 from ostor.objectserver.types import ObjectServerConfig
 
@@ -46,6 +50,40 @@ async def test_slow_writers_still_batched(service_dir):
         assert srv.flusher.fdatasync_calls - before < 64
     finally:
         await srv.close()
+
+
+async def test_rounds_overlap_up_to_the_limit(tmp_path, monkeypatch):
+    """A writer arriving while a round runs starts the next round at once, up to
+    ROUNDS_IN_FLIGHT; the one after waits for a round to end, and nobody is answered
+    before the fdatasync covering it returns."""
+    release, lock, running = threading.Event(), threading.Lock(), []
+
+    def blocked_fdatasync(fd: int) -> None:
+        with lock:
+            running.append(fd)
+        release.wait(10)
+        with lock:
+            running.remove(fd)
+
+    monkeypatch.setattr(flush.os, "fdatasync", blocked_fdatasync)
+    group = GroupCommit()
+    fd = os.open(tmp_path / "pool", os.O_CREAT | os.O_RDWR)
+    try:
+        writers = [asyncio.create_task(group.commit([fd])) for _ in range(ROUNDS_IN_FLIGHT + 1)]
+        for _ in range(500):
+            if len(running) == ROUNDS_IN_FLIGHT:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        assert len(running) == ROUNDS_IN_FLIGHT == group.rounds
+        assert not any(w.done() for w in writers)
+        release.set()
+        await asyncio.gather(*writers)
+        assert group.rounds == ROUNDS_IN_FLIGHT + 1
+    finally:
+        release.set()
+        await group.close()
+        os.close(fd)
 
 
 async def test_create_and_delete_wait_for_fdatasync(service_dir):
