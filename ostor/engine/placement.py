@@ -8,6 +8,7 @@ processes and restarts and moves few names if the list ever grows.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,6 +38,13 @@ def directory_part(bucket: str, key: str) -> str:
     return f"{bucket}/{key[: key.rfind('/') + 1]}"
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _directory_slot(directory: str, count: int) -> int:
+    # Every request asks this (a PUT twice); the names of one directory share the answer,
+    # and the hash costs several microseconds in Python.
+    return jump_hash(stable_hash(directory), count)
+
+
 @dataclass(frozen=True)
 class Placement:
     """Stable hashing of names onto a volume's name and object servers."""
@@ -46,7 +54,7 @@ class Placement:
 
     def name_server_for(self, bucket: str, key: str) -> int:
         """The NS holding ``key``'s name: chosen by the directory part of the full name."""
-        return self.name_servers[jump_hash(stable_hash(directory_part(bucket, key)), len(self.name_servers))]
+        return self.name_servers[_directory_slot(directory_part(bucket, key), len(self.name_servers))]
 
     def bucket_name_server(self, bucket: str) -> int:
         """The NS holding the bucket record (the bucket's root directory)."""
