@@ -46,6 +46,14 @@ def parse_id(text: str) -> int:
     return int(text, 16)
 
 
+def object_id_bytes(object_id: bytes | bytearray | memoryview) -> bytes:
+    """``object_id`` as immutable bytes; ValueError unless it is OBJECT_ID_BYTES long."""
+    oid = bytes(object_id)
+    if len(oid) != OBJECT_ID_BYTES:
+        raise ValueError(f"object id must be {OBJECT_ID_BYTES} bytes")
+    return oid
+
+
 def new_object_id() -> bytes:
     """Return a fresh random 128-bit object ID (unique without coordination)."""
     return os.urandom(OBJECT_ID_BYTES)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ostor.common.errors import ObjectNotFoundError, ServiceStoppedError, TruncatedStreamError
 from ostor.common.frames import FRAME_SIZE, Frame
-from ostor.common.ids import OBJECT_ID_BYTES
+from ostor.common.ids import object_id_bytes
 from ostor.common.worker import Worker
 from ostor.objectserver.index import expected_layout
 from ostor.objectserver.layout import BLOCK_SIZES
@@ -100,9 +100,7 @@ class MemoryObjectServer:
 
     async def create(self, object_id: bytes, frames: AsyncIterable[Frame]) -> CreateResult:
         """Collect the frames; TruncatedStreamError if the stream lacks end-of-data."""
-        oid = bytes(object_id)
-        if len(oid) != OBJECT_ID_BYTES:
-            raise ValueError(f"object id must be {OBJECT_ID_BYTES} bytes")
+        oid = object_id_bytes(object_id)
         self._check_open()
         if oid in self._objects or oid in self._pending:
             raise ObjectExistsError(oid)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from ostor.common.errors import TruncatedStreamError
 from ostor.common.frames import Frame
-from ostor.common.ids import OBJECT_ID_BYTES
+from ostor.common.ids import object_id_bytes
 from ostor.objectserver.direct import fill, write_direct
 from ostor.objectserver.fileio import allocate_range, start_writeback
 from ostor.objectserver.index import Entry, Piece
@@ -57,9 +57,7 @@ class CreateMixin:
 
     async def create(self, object_id: bytes, frames: AsyncIterable[Frame]) -> CreateResult:
         """Store an object streamed as frames; returns once data and block map are durable."""
-        oid = bytes(object_id)
-        if len(oid) != OBJECT_ID_BYTES:
-            raise ValueError(f"object id must be {OBJECT_ID_BYTES} bytes")
+        oid = object_id_bytes(object_id)
         self._check_open()
         if oid in self._index or oid in self._pending:
             raise ObjectExistsError(oid)
