@@ -90,8 +90,14 @@ class GroupCommit:
         # and no sync waits behind another. A relay thread between the loop and the syncs
         # cost two more GIL hand-offs per round, about 2 ms a round under load.
         self.rounds += 1
-        await asyncio.gather(*(loop.run_in_executor(self._parallel, os.fdatasync, fd) for fd in fds))
+        # Every sync of the round ends before the round reports, a failed one included: a
+        # round is over only when none of its fdatasyncs still runs.
+        outcomes = await asyncio.gather(*(loop.run_in_executor(self._parallel, os.fdatasync, fd) for fd in fds),
+                                        return_exceptions=True)
         self.fdatasync_calls += len(fds)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     async def drain(self) -> None:
         """Wait until no flush round is running."""
