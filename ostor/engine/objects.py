@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from concurrent.futures import Executor
 from dataclasses import replace
 from typing import Any
@@ -43,12 +43,15 @@ async def _chunks(body: Body) -> AsyncIterator[bytes]:
 class StoredData:
     """The outcome of streaming a body to an object server under a guard."""
 
-    __slots__ = ("segment", "md5", "guard")
+    __slots__ = ("segment", "md5", "guard", "unsynced")
 
-    def __init__(self, segment: Segment, md5: str, guard: bytes | None) -> None:
+    def __init__(self, segment: Segment, md5: str, guard: bytes | None,
+                 unsynced: tuple[Callable[[], None], ...] = ()) -> None:
         self.segment = segment
         self.md5 = md5
         self.guard = guard
+        #: The fdatasyncs still owed by a deferred create (see store_data's ``defer_sync``).
+        self.unsynced = unsynced
 
 
 class ObjectOps:
@@ -62,7 +65,8 @@ class ObjectOps:
         return self.services.name_server(self.services.placement.name_server_for(bucket, key))
 
     async def store_data(self, bucket: str, key: str, body: Body, *, part: int = 0,
-                         max_size: int | None = None, content_md5: bytes | None = None) -> StoredData:
+                         max_size: int | None = None, content_md5: bytes | None = None,
+                         defer_sync: bool = False) -> StoredData:
         """Stream ``body`` to its object server under a guard taken on the name's NS.
 
         Returns the segment, the MD5 and the guard the name commit must present.
@@ -70,6 +74,9 @@ class ObjectOps:
         guard is released so its data is collected. ``content_md5`` (the client's
         Content-MD5, 16 bytes) is checked against the MD5 computed for the ETag,
         so the body is hashed once: BadDigest, and nothing kept, when they differ.
+        ``defer_sync`` (for :meth:`commit_name`, which owes the result's ``unsynced``
+        calls to the name server): when this process runs the services, the data's
+        fdatasync is left to the name server's commit, one durability wait instead of two.
         """
         chunks = _chunks(body)
         first = b""
@@ -108,9 +115,12 @@ class ObjectOps:
 
         stream = frames()
         try:
-            result = await object_server.create(object_id, stream)
+            if defer_sync and self.services.deferred_data_sync:
+                result = await object_server.create(object_id, stream, defer_sync=True)
+            else:
+                result = await object_server.create(object_id, stream)
             if content_md5 is not None and md5.digest() != content_md5:
-                # The data is durable but unnamed: releasing its guard queues it for GC.
+                # The data is stored but unnamed: releasing its guard queues it for GC.
                 raise BadDigest()
         except BaseException:
             await asyncio.shield(name_server.release_guard(object_id))
@@ -119,7 +129,7 @@ class ObjectOps:
             # The consumer stops at the end-of-data frame; closing here spares asyncio's
             # cross-thread finaliser for half-consumed async generators on every put.
             await stream.aclose()
-        return StoredData(Segment(os_id, object_id, result.size), md5.hexdigest(), object_id)
+        return StoredData(Segment(os_id, object_id, result.size), md5.hexdigest(), object_id, result.unsynced)
 
     async def commit_name(self, record: ObjectRecord, stored: StoredData | None,
                           condition: WriteCondition | None = None,
@@ -130,6 +140,9 @@ class ObjectOps:
         name_server = self._name_server(record.bucket, record.key)
         guard = stored.guard if stored else None
         try:
+            if stored is not None and stored.unsynced:
+                return await name_server.create_name(record, guard, bucket.versioning, condition,
+                                                     before_commit=stored.unsynced)
             return await name_server.create_name(record, guard, bucket.versioning, condition)
         except GuardMissingError:
             # The guard expired while the data was being written; its GC entry may have run
@@ -156,7 +169,8 @@ class ObjectOps:
         """
         validate_key(key)
         bucket_record = await self.get_bucket(bucket)  # type: ignore[attr-defined]
-        stored = await self.store_data(bucket, key, body, max_size=max_size, content_md5=content_md5)
+        stored = await self.store_data(bucket, key, body, max_size=max_size, content_md5=content_md5,
+                                       defer_sync=True)
         record = ObjectRecord(
             bucket=bucket, key=key, size=stored.segment.size, etag=f'"{stored.md5}"',
             content_type=content_type, headers=dict(headers or {}), metadata=dict(metadata or {}),
@@ -214,7 +228,7 @@ class ObjectOps:
         validate_key(dst_key)
         reader = await self.get_object(src_bucket, src_key, src_version_id)
         source = reader.record
-        stored = await self.store_data(dst_bucket, dst_key, reader.frames())
+        stored = await self.store_data(dst_bucket, dst_key, reader.frames(), defer_sync=True)
         record = replace(
             source, bucket=dst_bucket, key=dst_key, version_id="", owner=owner or source.owner,
             etag=f'"{stored.md5}"', link=(stored.segment,) if stored.segment.size else (),

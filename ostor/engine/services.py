@@ -49,6 +49,10 @@ class ServiceLookup:
 
     name_servers: dict[int, Any]
     object_servers: dict[int, Any]
+    #: True when the engine calls this process's disk-backed services directly: a
+    #: create may then leave its fdatasync to the commit of the name that links it
+    #: (ObjectServer.create's ``defer_sync``, NameServer.create_name's ``before_commit``).
+    deferred_data_sync: bool = False
 
     def name_server(self, service_id: int) -> Any:
         """The name server with this ID."""
@@ -116,6 +120,7 @@ class LocalServices(ServiceLookup):
             await services.close()
             raise
         services._expose(config.messages)
+        services.deferred_data_sync = not config.messages
         return services
 
     @classmethod

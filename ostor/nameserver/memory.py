@@ -210,8 +210,11 @@ class MemoryNameServer:
 
     # -- names ---------------------------------------------------------------------------------
     async def create_name(self, record: ObjectRecord, guard: bytes | None, versioning: Versioning,
-                          condition: WriteCondition | None = None) -> ObjectRecord:
-        """See NameServer.create_name."""
+                          condition: WriteCondition | None = None,
+                          before_commit: tuple[Callable[[], None], ...] = ()) -> ObjectRecord:
+        """See NameServer.create_name (``before_commit`` runs first, inline)."""
+        for call in dict.fromkeys(before_commit):
+            call()
         os_id = self._take_guard(guard) if guard is not None else None
         if not _objects.condition_holds(self._current(record.bucket, record.key), condition):
             if guard is not None:

@@ -118,10 +118,10 @@ class NameServer:
         return self._writer.transactions
 
     # -- plumbing --------------------------------------------------------------------------------
-    def _write(self, fn: Callable[[Txn], Any]) -> asyncio.Future:
+    def _write(self, fn: Callable[[Txn], Any], before_commit: tuple[Callable[[], None], ...] = ()) -> asyncio.Future:
         if self._closed:
             raise ServiceStoppedError(f"name server {format_id(self.service_id)} is closed")
-        return self._writer.submit(fn)
+        return self._writer.submit(fn, before_commit)
 
     async def _read(self, fn: Callable, *args: Any) -> Any:
         if self._closed:
@@ -206,17 +206,21 @@ class NameServer:
 
     # -- names -----------------------------------------------------------------------------------
     async def create_name(self, record: ObjectRecord, guard: bytes | None, versioning: Versioning,
-                          condition: WriteCondition | None = None) -> ObjectRecord:
+                          condition: WriteCondition | None = None,
+                          before_commit: tuple[Callable[[], None], ...] = ()) -> ObjectRecord:
         """Commit a new version while ``guard`` is alive, consuming it (GuardMissingError otherwise).
 
         Fills ``last_modified_ns`` and ``version_id`` (a new id when ENABLED, else "null",
         replacing the key's null version). ``guard=None`` is for records whose link reuses
         existing segments (copy in place). A failed ``condition`` raises PreconditionFailed
         and queues the guarded data for GC in the same transaction. ``record`` is handed
-        over: the committed record returned is that object, filled in.
+        over: the committed record returned is that object, filled in. ``before_commit``:
+        the fdatasyncs that make the named data durable (an in-process object server's
+        deferred create), run in the commit thread just before the commit.
         """
         versioning = Versioning(versioning)
-        return await self._write(lambda t: objects.create_name(t, record, guard, versioning, condition))
+        return await self._write(lambda t: objects.create_name(t, record, guard, versioning, condition),
+                                 before_commit)
 
     async def lookup(self, bucket: str, key: str, version_id: str | None = None) -> ObjectRecord:
         """The current version (maybe a delete marker) or the given version; NoSuchKey / NoSuchVersion."""

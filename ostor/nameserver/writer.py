@@ -7,6 +7,13 @@ right there on the loop thread, and hands only the batch's COMMIT — the fsync
 up and form the next batch, so batches grow with load on their own. Once the
 commit returns, the waiting futures are resolved.
 
+A write may bring *before-commit* calls: the fdatasyncs of data it names that
+its object server wrote without syncing (``create(defer_sync=True)``). The
+commit thread runs the batch's calls, each distinct one once, right before
+COMMIT, and a failing one rolls the batch back. The data is thus durable before
+its name, as the guard protocol wants, in one thread job per batch: one wait
+for a thread and the event loop instead of one for the data and one for the name.
+
 Why statements run on the loop and not on a writer thread: each SQLite call
 releases the GIL and must take it back, and a thread taking the GIL back from
 a busy event loop waits for it. Measured on a 2-core machine with 32
@@ -58,7 +65,7 @@ class GroupCommitWriter:
         #: Called with the keys a batch touched, once it is committed or rolled back and
         #: before any of its requests is answered.
         self._on_commit = on_commit
-        self._queue: deque[tuple[int, Callable, asyncio.Future]] = deque()
+        self._queue: deque[tuple[int, Callable, asyncio.Future, tuple]] = deque()
         self._drain_task: asyncio.Task | None = None
         self._committer = ThreadPoolExecutor(1, thread_name_prefix=f"{name}-commit")
         self._closed = False
@@ -67,20 +74,25 @@ class GroupCommitWriter:
         #: Write requests applied so far.
         self.requests = 0
 
-    def submit(self, fn: Callable[[Txn], Any]) -> asyncio.Future:
-        """Queue a write; the future resolves after the batch holding it is durable."""
-        return self._put(_WRITE, fn)
+    def submit(self, fn: Callable[[Txn], Any],
+               before_commit: tuple[Callable[[], None], ...] = ()) -> asyncio.Future:
+        """Queue a write; the future resolves after the batch holding it is durable.
+
+        ``before_commit``: blocking calls the commit thread runs (each distinct one once
+        per batch) before the batch's COMMIT; if one raises, the batch rolls back.
+        """
+        return self._put(_WRITE, fn, before_commit)
 
     def submit_read(self, fn: Callable[[sqlite3.Connection], Any]) -> asyncio.Future:
         """Run a read on the writer's connection, between batches (rollback-exclusive mode)."""
-        return self._put(_READ, fn)
+        return self._put(_READ, fn, ())
 
-    def _put(self, kind: int, fn: Callable) -> asyncio.Future:
+    def _put(self, kind: int, fn: Callable, before_commit: tuple) -> asyncio.Future:
         if self._closed:
             raise ServiceStoppedError("name server writer is closed")
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
-        self._queue.append((kind, fn, fut))
+        self._queue.append((kind, fn, fut, before_commit))
         if self._drain_task is None:
             self._drain_task = loop.create_task(self._drain())
         return fut
@@ -100,7 +112,7 @@ class GroupCommitWriter:
                 items = [self._queue.popleft() for _ in range(min(len(self._queue), self._max_batch))]
                 writes = [i for i in items if i[0] == _WRITE]
                 results = await self._apply(writes, loop) if writes else []
-                for kind, fn, fut in items:
+                for kind, fn, fut, _ in items:
                     if kind == _READ:
                         try:
                             results.append((fut, True, fn(self._conn)))
@@ -129,7 +141,8 @@ class GroupCommitWriter:
                 conn.execute("BEGIN IMMEDIATE")
                 out = self._run_batch(writes, isolated=True)
             txn.end_batch()
-            await loop.run_in_executor(self._committer, conn.execute, "COMMIT")
+            before = {call: None for *_, calls in writes for call in calls}  # distinct, in order
+            await loop.run_in_executor(self._committer, _commit, conn, tuple(before))
             self.transactions += 1
             self.requests += len(writes)
         except Exception as exc:  # the commit itself failed: nothing of the batch is durable
@@ -139,7 +152,7 @@ class GroupCommitWriter:
             except sqlite3.Error:
                 pass
             txn.reload()
-            out = [(fut, False, exc) for _, _, fut in writes]
+            out = [(fut, False, exc) for _, _, fut, _ in writes]
         touched = txn.take_touched()
         if self._on_commit is not None and touched:
             self._on_commit(touched)
@@ -149,7 +162,7 @@ class GroupCommitWriter:
         """Run every request; None if one raised while not ``isolated`` (the caller replays)."""
         conn, txn = self._conn, self._txn
         out: list[tuple] = []
-        for _, fn, fut in writes:
+        for _, fn, fut, _ in writes:
             if isolated:
                 conn.execute("SAVEPOINT req")
                 marked = txn.mark()
@@ -170,6 +183,13 @@ class GroupCommitWriter:
             else:
                 out.append((fut, True, value))
         return out
+
+
+def _commit(conn: sqlite3.Connection, before: tuple[Callable[[], None], ...]) -> None:
+    # The commit thread: what the batch's names depend on becomes durable first.
+    for call in before:
+        call()
+    conn.execute("COMMIT")
 
 
 def _settle(results: list[tuple]) -> None:

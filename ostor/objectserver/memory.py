@@ -98,8 +98,12 @@ class MemoryObjectServer:
         if self._closed:
             raise ServiceStoppedError("memory object server is closed")
 
-    async def create(self, object_id: bytes, frames: AsyncIterable[Frame]) -> CreateResult:
-        """Collect the frames; TruncatedStreamError if the stream lacks end-of-data."""
+    async def create(self, object_id: bytes, frames: AsyncIterable[Frame], *,
+                     defer_sync: bool = False) -> CreateResult:
+        """Collect the frames; TruncatedStreamError if the stream lacks end-of-data.
+
+        Memory is never synced: ``defer_sync`` changes nothing (``unsynced`` stays empty).
+        """
         oid = object_id_bytes(object_id)
         self._check_open()
         if oid in self._objects or oid in self._pending:

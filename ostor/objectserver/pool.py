@@ -29,6 +29,7 @@ the end of file read as zeros, i.e. free.
 
 from __future__ import annotations
 
+import errno
 import heapq
 import os
 import struct
@@ -199,6 +200,17 @@ class Pool:
             used += raw[:BITMAP_BYTES]
             dirty += raw[BITMAP_BYTES:]
         self.used, self.disk_used, self.dirty = used, bytearray(used), dirty
+
+    def sync_data(self) -> None:
+        """fdatasync the pool file, from any thread (what a deferred create leaves to its namer).
+
+        The services of a process close name servers (which run these calls before
+        their commits) before object servers, so the descriptor is never a reused number.
+        """
+        fd = self.fd
+        if fd < 0:
+            raise OSError(errno.EBADF, f"pool {self.path} is closed")
+        os.fdatasync(fd)
 
     def close(self) -> None:
         """Close the file descriptors."""

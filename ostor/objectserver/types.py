@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -40,10 +41,16 @@ class ObjectServerConfig:
 
 @dataclass(frozen=True, slots=True)
 class CreateResult:
-    """What a successful create returns."""
+    """What a successful create returns.
+
+    ``unsynced``: after ``create(..., defer_sync=True)``, the calls (blocking, any thread)
+    that make the data durable; whoever names the data must run them all first.
+    Empty when the create was already durable.
+    """
 
     object_id: bytes
     size: int
+    unsynced: tuple[Callable[[], None], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

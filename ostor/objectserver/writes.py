@@ -2,7 +2,11 @@
 
 A create streams pieces to the pools as data arrives (at most one 8 MiB piece
 is buffered, two more may be in flight), then writes the block headers and
-used bits and is acknowledged only after a group-committed fdatasync. Full
+used bits and is acknowledged only after a group-committed fdatasync. With
+``defer_sync`` it is acknowledged at once, and the fdatasync of the pools it
+wrote is left to the caller (``CreateResult.unsynced``): the embedded engine
+has the name server run it in its commit thread right before the commit that
+names the data, so a PUT waits for one durability stage instead of two. Full
 8 MiB pieces go out with O_DIRECT from reused aligned buffers where the
 filesystem allows it (:mod:`ostor.objectserver.direct`); smaller ones are
 buffered writes, in an I/O thread from ``thread_io_from`` bytes.
@@ -55,8 +59,13 @@ class CreateMixin:
 
     def _end(self) -> None: ...
 
-    async def create(self, object_id: bytes, frames: AsyncIterable[Frame]) -> CreateResult:
-        """Store an object streamed as frames; returns once data and block map are durable."""
+    async def create(self, object_id: bytes, frames: AsyncIterable[Frame], *,
+                     defer_sync: bool = False) -> CreateResult:
+        """Store an object streamed as frames; returns once data and block map are durable.
+
+        ``defer_sync``: return once written instead; the result's ``unsynced`` calls
+        make it durable, and nothing may name the data before they all returned.
+        """
         oid = object_id_bytes(object_id)
         self._check_open()
         if oid in self._index or oid in self._pending:
@@ -92,13 +101,16 @@ class CreateMixin:
                 written.append([0, self._pools[0].allocate(), 0, 0, None])
             size = sum(w[2] for w in written)
             now = time.time_ns()
-            fds = set()
+            pools: dict[int, Pool] = {}
             for idx, (pi, block, used, crc, _) in enumerate(written):
-                pool = self._pools[pi]
+                pool = pools[pi] = self._pools[pi]
                 pool.write_header(block, BlockHeader(oid, idx, len(written), used, size, crc, now))
                 pool.set_used(block, True)
-                fds.add(pool.fd)
-            await self.flusher.commit(fds)
+            if defer_sync and self.flusher.fsync:
+                unsynced = tuple(pool.sync_data for pool in pools.values())
+            else:
+                unsynced = ()
+                await self.flusher.commit(pool.fd for pool in pools.values())
         except BaseException as exc:
             if not isinstance(exc, asyncio.CancelledError):
                 # A failed stream: let threaded piece writes finish so their blocks free now.
@@ -119,7 +131,7 @@ class CreateMixin:
             pieces.append(Piece(pi, block, used, offset))
             offset += used
         self._index[oid] = Entry(oid, size, pieces, now)
-        return CreateResult(oid, size)
+        return CreateResult(oid, size, unsynced)
 
     async def _write_full_pieces(self, parts: list, written: list[list]) -> tuple[list, int]:
         pool = self._pools[_MAX_POOL]

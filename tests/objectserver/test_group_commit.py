@@ -7,6 +7,8 @@ import os
 import random
 import threading
 
+import pytest
+
 from ostor.common.frames import Frame
 from ostor.common.ids import new_object_id
 from ostor.objectserver import flush
@@ -180,3 +182,35 @@ async def test_a_round_syncs_every_file_and_reports_any_failure(tmp_path, monkey
         await flusher.close()
         for fd in fds:
             os.close(fd)
+
+
+async def test_a_deferred_create_leaves_its_fdatasyncs_to_the_caller(service_dir, monkeypatch):
+    from ostor.common.frames import frames_from_bytes
+
+    synced: list[int] = []
+    real = os.fdatasync
+
+    def fdatasync(fd):
+        synced.append(fd)
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", fdatasync)
+    srv = await ObjectServer.open(service_dir, SERVICE_ID, DURABLE)
+    try:
+        data = payload(129 * 1024)  # a 128 KiB piece and a 4 KiB-pool piece: two pool files
+        oid = new_object_id()
+        result = await srv.create(oid, frames_from_bytes(data), defer_sync=True)
+        assert synced == [] and srv.flusher.fdatasync_calls == 0  # acknowledged unsynced
+        assert len(result.unsynced) == 2
+        for call in result.unsynced:
+            call()
+        assert sorted(synced) == sorted({pool.fd for pool in srv._pools if pool.block_size in (4096, 128 * 1024)})
+        assert await get(srv, oid) == data
+        # Without the flag a create is durable when it returns and owes nothing.
+        synced.clear()
+        plain = await srv.create(new_object_id(), frames_from_bytes(data))
+        assert plain.unsynced == () and len(synced) == 2
+    finally:
+        await srv.close()
+    with pytest.raises(OSError):
+        result.unsynced[0]()  # a closed pool refuses, never syncs a reused descriptor
