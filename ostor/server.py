@@ -76,7 +76,7 @@ async def serve(options: ServerOptions, say: Callable[[str], None] = print) -> N
         guest = await start_guestapi(engine, users.bucket, options.guestapi_socket or data_dir / GUEST_SOCKET)
         admin = await start_admin(engine, users, data_dir, guest_api=guest.api)  # statistics + admin.sock
         gateway = Gateway(engine, users, GatewayConfig(region=options.region, domain=options.domain))
-        runner = web.AppRunner(gateway.app(), handle_signals=False, **admin.access_log_options())
+        runner = gateway.runner(**admin.access_log_options())
         await runner.setup()
         site = web.TCPSite(runner, options.host, options.port, reuse_address=True, shutdown_timeout=10)
         await site.start()

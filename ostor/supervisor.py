@@ -205,7 +205,7 @@ async def serve_gateway(spec: dict[str, Any]) -> None:
         users.start_refresh()
         extras, log_options = await _start_extras(engine, users, data_dir, spec)
         gateway = Gateway(engine, users, GatewayConfig(region=spec["region"], domain=spec["domain"]))
-        runner = web.AppRunner(gateway.app(), handle_signals=False, **log_options)
+        runner = gateway.runner(**log_options)
         await runner.setup()
         await web.TCPSite(runner, spec["host"], spec["port"], reuse_address=True, reuse_port=True,
                           shutdown_timeout=10).start()

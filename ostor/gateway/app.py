@@ -1,19 +1,26 @@
-"""The S3 gateway as an aiohttp application: target parsing, authentication, routing, errors.
+"""The S3 gateway as an aiohttp low-level server: target parsing, authentication, routing, errors.
 
 Every request goes through :meth:`Gateway.handle`: parse the target from the
 raw path (S3 keys are not URLs to normalise), authenticate, pick the operation
 from the routing table, authorise, then run the thin handler. S3 errors are
 rendered by type; every response carries x-amz-request-id and x-amz-id-2.
+
+The gateway routes by itself (:mod:`ostor.gateway.router`), so it runs on
+aiohttp's low-level ``web.Server`` rather than an ``Application``: no URL
+dispatcher, middleware chain or response signal per request, about 15 µs less
+per request on the 2-core machine (a third of a bare aiohttp request).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import itertools
 import logging
 import os
 import secrets
 import time
+from typing import Any
 from urllib.parse import unquote
 
 from aiohttp import web
@@ -24,17 +31,13 @@ from ostor.common.errors import (
 )
 from ostor.gateway.auth.sigv4 import RequestParts, authenticate, parse_query
 from ostor.gateway.body import RequestBody
-from ostor.gateway.context import GatewayConfig, RequestContext
+from ostor.gateway.context import HOST_ID, PREPARED, REQUEST_ID, GatewayConfig, RequestContext, stamp
 from ostor.gateway.router import Level, Operation, resolve
 from ostor.gateway.stats import REQUEST_KEY as STATS_KEY
 from ostor.gateway.users import UserStore
 from ostor.gateway.xmlio import document, element, sub
 
 log = logging.getLogger(__name__)
-#: Per-request slots (aiohttp request storage): the IDs, and whether the status line went out.
-_REQUEST_ID = web.RequestKey("ostor.request_id", str)
-_HOST_ID = web.RequestKey("ostor.host_id", str)
-_PREPARED = web.RequestKey("ostor.prepared", bool)
 HEALTH_PATHS = {"/minio/health/live", "/minio/health/ready", "/ostor/health/live", "/ostor/health/ready"}
 
 
@@ -111,37 +114,38 @@ class Gateway:
         #: Large request bodies are hashed in the engine's hash threads (ostor.common.hashing).
         self.hash_executor = getattr(engine, "hash_executor", None)
 
-    def app(self) -> web.Application:
-        """The aiohttp application serving S3 on every path."""
+    def server(self, **handler_args: Any) -> web.Server:
+        """The aiohttp low-level server answering S3 on every path.
+
+        ``handler_args`` go to aiohttp's connection handler (e.g. ``access_log_class``
+        and ``access_log``, through which the statistics count every request).
+        Expect: 100-continue is answered by :meth:`handle` only once the request is
+        authenticated and routed (the low-level server never answers it by itself).
+        """
         # A bigger read buffer than aiohttp's 64 KiB: large bodies arrive in fewer, larger chunks
         # (fewer pause/resume cycles and fewer Python iterations per GiB).
-        app = web.Application(client_max_size=self.config.max_xml_bytes,
-                              handler_args={"read_bufsize": self.config.read_buffer_bytes})
-        app.router.add_route("*", "/{tail:.*}", self.handle, expect_handler=self._defer_continue)
-        app.on_response_prepare.append(self._stamp)
-        return app
+        return web.Server(self.handle, request_factory=self._request,
+                          read_bufsize=self.config.read_buffer_bytes, **handler_args)
 
-    @staticmethod
-    async def _defer_continue(request: web.Request) -> None:
-        # 100 Continue is sent only after authentication and routing succeed (see handle()).
-        return None
+    def runner(self, **handler_args: Any) -> web.ServerRunner:
+        """A runner for :meth:`server` (give it to a ``web.TCPSite``)."""
+        return web.ServerRunner(self.server(**handler_args), handle_signals=False)
 
-    @staticmethod
-    async def _stamp(request: web.Request, response: web.StreamResponse) -> None:
-        request[_PREPARED] = True
-        request_id = request.get(_REQUEST_ID)
-        host_id = request.get(_HOST_ID)
-        if request_id is None or host_id is None:
-            request_id, host_id = _IDS.next()
-        headers = response.headers
-        headers["x-amz-request-id"] = request_id
-        headers["x-amz-id-2"] = host_id
-        headers["Server"] = "ostor"
+    def _request(self, message: Any, payload: Any, protocol: Any, writer: Any, task: Any) -> web.BaseRequest:
+        # What aiohttp's own factory builds, with the request-document limit of this gateway.
+        return web.BaseRequest(message, payload, protocol, writer, task, asyncio.get_running_loop(),
+                               client_max_size=self.config.max_xml_bytes)
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         """Serve one request; S3 errors become XML documents with their status."""
+        response = await self._serve(request)
+        if not response.prepared:
+            stamp(request, response)
+        return response
+
+    async def _serve(self, request: web.BaseRequest) -> web.StreamResponse:
         request_id, host_id = _IDS.next()
-        request[_REQUEST_ID], request[_HOST_ID] = request_id, host_id
+        request[REQUEST_ID], request[HOST_ID] = request_id, host_id
         raw_path = request.raw_path
         path, _, raw_query = raw_path.partition("?")
         resource = path
@@ -164,12 +168,12 @@ class Gateway:
                 await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             return await operation.handler(ctx)
         except S3Error as exc:
-            if request.get(_PREPARED):
+            if request.get(PREPARED):
                 raise  # an error after the status line went out: cut the connection
             return self._error(request, exc, resource, request_id, host_id)
         except ConnectionError:
             transport = request.transport
-            if request.get(_PREPARED) or transport is not None and not transport.is_closing():
+            if request.get(PREPARED) or transport is not None and not transport.is_closing():
                 raise
             # The client went away mid-request (an aborted upload): one line, not a traceback.
             # The answer is never delivered; aiohttp drops it quietly and logs the access.
@@ -178,20 +182,20 @@ class Gateway:
         except web.HTTPException:
             raise
         except ServiceUnavailableError:
-            if request.get(_PREPARED):
+            if request.get(PREPARED):
                 raise
             # The storage process is restarting or gone (--workers): S3 clients retry a 503.
             log.warning("request %s %s: storage unavailable", request.method, raw_path)
             return self._error(request, ServiceUnavailable(), resource, request_id, host_id)
         except Exception:
-            if request.get(_PREPARED):
+            if request.get(PREPARED):
                 raise  # the status line is out; all we can do is cut the connection
             log.exception("request %s %s failed", request.method, raw_path)
             return self._error(request, InternalError(), resource, request_id, host_id)
 
     @staticmethod
     def _operation(method: str, bucket: str | None, key: str | None, query: dict[str, str],
-                   request: web.Request) -> Operation:
+                   request: web.BaseRequest) -> Operation:
         level = Level.SERVICE if bucket is None else Level.BUCKET if key is None else Level.OBJECT
         return resolve(method, level, dict(query), request.headers)
 
@@ -210,7 +214,7 @@ class Gateway:
             raise AccessDenied()
 
     @staticmethod
-    def _error(request: web.Request, exc: S3Error, resource: str, request_id: str,
+    def _error(request: web.BaseRequest, exc: S3Error, resource: str, request_id: str,
                host_id: str) -> web.Response:
         headers = dict(exc.headers)
         if request.method == "HEAD":

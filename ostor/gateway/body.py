@@ -33,7 +33,7 @@ MAX_OBJECT_SIZE = 5 * 1024 ** 3
 class RequestBody:
     """The payload of one request, decoded and verified as it streams."""
 
-    def __init__(self, request: web.Request, auth: AuthResult, hash_executor: Executor | None = None) -> None:
+    def __init__(self, request: web.BaseRequest, auth: AuthResult, hash_executor: Executor | None = None) -> None:
         self.request = request
         self.auth = auth
         self.hash_executor = hash_executor

@@ -26,11 +26,25 @@ class GatewayConfig:
     read_buffer_bytes: int = 256 * 1024
 
 
+#: Per-request slots (aiohttp request storage): the IDs, and whether the status line went out.
+REQUEST_ID = web.RequestKey("ostor.request_id", str)
+HOST_ID = web.RequestKey("ostor.host_id", str)
+PREPARED = web.RequestKey("ostor.prepared", bool)
+
+
+def stamp(request: web.BaseRequest, response: web.StreamResponse) -> None:
+    """Give a response, before it is prepared, the headers every S3 answer carries."""
+    headers = response.headers
+    headers["x-amz-request-id"] = request[REQUEST_ID]
+    headers["x-amz-id-2"] = request[HOST_ID]
+    headers["Server"] = "ostor"
+
+
 @dataclass
 class RequestContext:
     """One parsed request: target, query, authenticated user and body."""
 
-    request: web.Request
+    request: web.BaseRequest
     engine: Any
     config: GatewayConfig
     request_id: str
@@ -55,6 +69,16 @@ class RequestContext:
     def headers(self):
         """The request headers (case-insensitive)."""
         return self.request.headers
+
+    async def prepare(self, response: web.StreamResponse) -> Any:
+        """Stamp and send a streamed response's status line and headers; returns its writer.
+
+        Once this ran, an error can no longer become an S3 error document: the
+        gateway cuts the connection instead.
+        """
+        stamp(self.request, response)
+        self.request[PREPARED] = True
+        return await response.prepare(self.request)
 
     @property
     def resource(self) -> str:

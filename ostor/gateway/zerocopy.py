@@ -54,7 +54,7 @@ async def pinned_extents(reader: Any) -> AsyncIterator[list | None]:
         yield extents
 
 
-def plain_socket(request: web.Request) -> Any | None:
+def plain_socket(request: web.BaseRequest) -> Any | None:
     """The request's socket when zero-copy is possible (plain TCP/Unix, no TLS), else None."""
     transport = request.transport
     if transport is None or transport.is_closing() or transport.get_extra_info("sslcontext") is not None:
@@ -65,7 +65,7 @@ def plain_socket(request: web.Request) -> Any | None:
     return sock
 
 
-async def _flush(request: web.Request, writer: Any) -> None:
+async def _flush(request: web.BaseRequest, writer: Any) -> None:
     """Wait until aiohttp's and the transport's buffers are empty (headers on the wire)."""
     transport = request.transport
     if hasattr(writer, "send_headers"):
@@ -84,7 +84,7 @@ async def _flush(request: web.Request, writer: Any) -> None:
         transport.set_write_buffer_limits(high=high_low[1], low=high_low[0])
 
 
-async def send_extents(request: web.Request, writer: Any, extents: Sequence[Any]) -> int:
+async def send_extents(request: web.BaseRequest, writer: Any, extents: Sequence[Any]) -> int:
     """sendfile every extent (``fd``, ``file_offset``, ``length``) to the client; returns bytes sent.
 
     Raises ConnectionResetError when the client goes away.

@@ -13,8 +13,7 @@ import os
 import threading
 
 import pytest
-from aiohttp import ClientSession
-from aiohttp.test_utils import TestServer
+from aiohttp import ClientSession, web
 from botocore.exceptions import ClientError
 from multidict import CIMultiDict
 
@@ -128,21 +127,22 @@ async def local_gateway():
     users = await UserStore.open(engine)
     await users.ensure_admin(ACCESS_KEY, SECRET_KEY)
     await engine.create_bucket("bkt", users.admin().user_id)
-    server = TestServer(Gateway(engine, users).app(), host="127.0.0.1")
-    await server.start_server()
+    runner = Gateway(engine, users).runner()
+    await runner.setup()
     try:
-        yield server
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        yield runner.addresses[0][1]  # the port
     finally:
-        await server.close()
+        await runner.cleanup()
         await engine.close()
 
 
-async def _signed(server, method: str, path: str, data: bytes, headers: dict[str, str]):
+async def _signed(port: int, method: str, path: str, data: bytes, headers: dict[str, str]):
     from botocore.auth import S3SigV4Auth
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
 
-    url = f"http://127.0.0.1:{server.port}{path}"
+    url = f"http://127.0.0.1:{port}{path}"
     request = AWSRequest(method=method, url=url, data=data, headers=headers)
     S3SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "s3", "us-east-1").add_auth(request)
     async with ClientSession() as session:

@@ -113,13 +113,13 @@ async def get_object(ctx: RequestContext) -> web.StreamResponse:
         return web.Response(status=status, headers=headers, body=await reader.read())
     response = web.StreamResponse(status=status, headers=headers)
     response.content_length = reader.length
-    writer = await response.prepare(ctx.request)
+    writer = await ctx.prepare(response)
     await send_body(ctx.request, response, writer, reader)
     await response.write_eof()
     return response
 
 
-async def send_body(request: web.Request, response: web.StreamResponse, writer, reader) -> None:
+async def send_body(request: web.BaseRequest, response: web.StreamResponse, writer, reader) -> None:
     """Write the object's bytes: sendfile from the pinned pool-file extents when the range is large and
     the connection is plain, else frame by frame with back-pressure (each write waits for the socket)."""
     if reader.length >= SENDFILE_MIN_BYTES and plain_socket(request) is not None:
@@ -144,7 +144,7 @@ async def head_object(ctx: RequestContext) -> web.StreamResponse:
     headers.update(_overrides(ctx))
     response = web.StreamResponse(status=206 if resolved else 200, headers=headers)
     response.content_length = length
-    await response.prepare(ctx.request)
+    await ctx.prepare(response)
     await response.write_eof()
     return response
 
