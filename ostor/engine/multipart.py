@@ -118,12 +118,16 @@ class MultipartOps:
         if upload is None:
             await name_server.upload_get(bucket, key, upload_id)
         stored = await self.store_data(bucket, key, body, part=part_number,  # type: ignore[attr-defined]
-                                       content_md5=content_md5)
+                                       content_md5=content_md5, defer_sync=True)
         part = PartRecord(number=part_number, size=stored.segment.size, etag=f'"{stored.md5}"',
                           segment=stored.segment, last_modified_ns=now_ns(),
                           checksums=dict(checksums or {}))
         try:
-            await name_server.part_put(bucket, key, upload_id, part, stored.guard)
+            if stored.unsynced:  # the part's data is made durable by the commit that records it
+                await name_server.part_put(bucket, key, upload_id, part, stored.guard,
+                                           before_commit=stored.unsynced)
+            else:
+                await name_server.part_put(bucket, key, upload_id, part, stored.guard)
         except BaseException:
             if stored.guard is not None:
                 await asyncio.shield(name_server.release_guard(stored.guard))

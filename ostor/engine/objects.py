@@ -74,9 +74,10 @@ class ObjectOps:
         guard is released so its data is collected. ``content_md5`` (the client's
         Content-MD5, 16 bytes) is checked against the MD5 computed for the ETag,
         so the body is hashed once: BadDigest, and nothing kept, when they differ.
-        ``defer_sync`` (for :meth:`commit_name`, which owes the result's ``unsynced``
-        calls to the name server): when this process runs the services, the data's
-        fdatasync is left to the name server's commit, one durability wait instead of two.
+        ``defer_sync`` (for callers that hand the result's ``unsynced`` calls to the name
+        server request naming the data: :meth:`commit_name`, ``upload_part``): when this
+        process runs the services, the data's fdatasync is left to the name server's
+        commit, one durability wait instead of two.
         """
         chunks = _chunks(body)
         first = b""

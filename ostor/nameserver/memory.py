@@ -33,6 +33,12 @@ def _copy(value):
     return copy.deepcopy(value)
 
 
+def _run_before_commit(calls: tuple[Callable[[], None], ...]) -> None:
+    # What the SQLite writer's commit thread does before COMMIT: each distinct call once.
+    for call in dict.fromkeys(calls):
+        call()
+
+
 class MemoryNameServer:
     """A name server whose state lives in this process only (lost on close)."""
 
@@ -213,8 +219,7 @@ class MemoryNameServer:
                           condition: WriteCondition | None = None,
                           before_commit: tuple[Callable[[], None], ...] = ()) -> ObjectRecord:
         """See NameServer.create_name (``before_commit`` runs first, inline)."""
-        for call in dict.fromkeys(before_commit):
-            call()
+        _run_before_commit(before_commit)
         os_id = self._take_guard(guard) if guard is not None else None
         if not _objects.condition_holds(self._current(record.bucket, record.key), condition):
             if guard is not None:
@@ -423,8 +428,9 @@ class MemoryNameServer:
         return _copy(self._upload(bucket, key, upload_id))
 
     async def part_put(self, bucket: str, key: str, upload_id: str, part: PartRecord,
-                       guard: bytes) -> PartRecord | None:
-        """See NameServer.part_put."""
+                       guard: bytes, before_commit: tuple[Callable[[], None], ...] = ()) -> PartRecord | None:
+        """See NameServer.part_put (``before_commit`` runs first, inline)."""
+        _run_before_commit(before_commit)
         os_id = self._take_guard(guard)
         try:
             self._upload(bucket, key, upload_id)

@@ -310,9 +310,13 @@ class NameServer:
         return await self._read(multipart.get, bucket, key, upload_id)
 
     async def part_put(self, bucket: str, key: str, upload_id: str, part: PartRecord,
-                       guard: bytes) -> PartRecord | None:
-        """Store a part under its guard, replacing a part of the same number; returns the replaced part."""
-        return await self._write(lambda t: multipart.part_put(t, bucket, key, upload_id, part, guard))
+                       guard: bytes, before_commit: tuple[Callable[[], None], ...] = ()) -> PartRecord | None:
+        """Store a part under its guard, replacing a part of the same number; returns the replaced part.
+
+        ``before_commit``: as for :meth:`create_name`, the fdatasyncs the part's data still needs.
+        """
+        return await self._write(lambda t: multipart.part_put(t, bucket, key, upload_id, part, guard),
+                                 before_commit)
 
     async def parts_list(self, bucket: str, key: str, upload_id: str, marker: int = 0,
                          limit: int = 1000) -> tuple[list[PartRecord], bool]:

@@ -58,6 +58,49 @@ async def test_copy_syncs_before_naming_too(disk_engine, monkeypatch):
     assert await (await disk_engine.get_object("bkt", "dst")).read() == b"x" * 5000
 
 
+def part_recorded(engine, bucket: str, key: str, upload_id: str, number: int) -> bool:
+    """Whether a separate connection sees the upload's part row (committed)."""
+    ns_id = engine.services.placement.name_server_for(bucket, key)
+    conn = sqlite3.connect(engine.services.local_name_servers[ns_id].directory / DB_NAME)
+    try:
+        return conn.execute("SELECT 1 FROM parts WHERE upload_id=? AND number=?",
+                            (upload_id, number)).fetchone() is not None
+    finally:
+        conn.close()
+
+
+async def test_upload_part_syncs_before_the_part_is_recorded(disk_engine, monkeypatch):
+    upload = await disk_engine.create_upload("bkt", "mp", owner="alice")
+    seen = []
+    real = Pool.sync_data
+
+    def sync_data(pool):
+        seen.append(part_recorded(disk_engine, "bkt", "mp", upload.upload_id, 1))
+        real(pool)
+
+    monkeypatch.setattr(Pool, "sync_data", sync_data)
+    await disk_engine.upload_part("bkt", "mp", upload.upload_id, 1, b"p" * 10_000)
+    assert seen and not any(seen)
+    assert part_recorded(disk_engine, "bkt", "mp", upload.upload_id, 1)
+
+
+async def test_a_failed_part_sync_records_no_part(disk_engine, monkeypatch):
+    upload = await disk_engine.create_upload("bkt", "mp", owner="alice")
+
+    def broken(pool):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(Pool, "sync_data", broken)
+    with pytest.raises(OSError):
+        await disk_engine.upload_part("bkt", "mp", upload.upload_id, 1, b"p" * 10_000)
+    monkeypatch.undo()
+    assert not part_recorded(disk_engine, "bkt", "mp", upload.upload_id, 1)
+    await disk_engine.abort_upload("bkt", "mp", upload.upload_id)
+    await disk_engine.collect_garbage()
+    report = await check_volume(disk_engine.services)
+    assert report.clean and report.pending == 0, "\n".join(report.lines())
+
+
 async def test_a_failed_data_sync_fails_the_put_and_names_nothing(disk_engine, monkeypatch):
     await disk_engine.put_object("bkt", "k", b"old")
 
