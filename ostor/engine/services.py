@@ -50,8 +50,9 @@ class ServiceLookup:
     name_servers: dict[int, Any]
     object_servers: dict[int, Any]
     #: True when the engine calls this process's disk-backed services directly: a
-    #: create may then leave its fdatasync to the commit of the name that links it
-    #: (ObjectServer.create's ``defer_sync``, NameServer.create_name's ``before_commit``).
+    #: create may then leave its fdatasync to the commit of the name or part that links
+    #: it (ObjectServer.create's ``defer_sync``; ``before_commit`` of NameServer.create_name
+    #: and NameServer.part_put).
     deferred_data_sync: bool = False
 
     def name_server(self, service_id: int) -> Any:
