@@ -5,8 +5,9 @@ of a large PUT when the loop thread computes it between socket reads. A
 :class:`DigestPipe` batches a stream's chunks and hands the batches, in order,
 to one worker job at a time (hashlib releases the GIL for buffers over 2 KiB),
 while the loop goes on receiving. A job hashes a few batches and then queues
-itself again, so more concurrent uploads than hash threads all make progress. The producer waits only when more than
-``HASH_BACKLOG_BYTES`` are queued, which bounds the memory held for hashing.
+itself again, so more concurrent uploads than hash threads all make progress.
+The producer waits only when more than ``HASH_BACKLOG_BYTES`` are queued,
+which bounds the memory held for hashing.
 Bodies smaller than one batch are hashed inline: a thread hop would cost more.
 A stream that fails midway simply drops its pipe: the worker holds only
 immutable bytes and finishes harmlessly.

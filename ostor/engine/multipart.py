@@ -13,7 +13,7 @@ from ostor.common.errors import (
 from ostor.engine import crc
 from ostor.engine.listing import merge_pages
 from ostor.engine.naming import validate_key
-from ostor.engine.objects import Body, now_ns
+from ostor.engine.objects import Body, now_ns, owed_syncs
 from ostor.engine.services import LocalServices
 from ostor.engine.types import ListUploadsResult
 from ostor.nameserver.records import (
@@ -123,11 +123,8 @@ class MultipartOps:
                           segment=stored.segment, last_modified_ns=now_ns(),
                           checksums=dict(checksums or {}))
         try:
-            if stored.unsynced:  # the part's data is made durable by the commit that records it
-                await name_server.part_put(bucket, key, upload_id, part, stored.guard,
-                                           before_commit=stored.unsynced)
-            else:
-                await name_server.part_put(bucket, key, upload_id, part, stored.guard)
+            # The part's data is made durable by the commit that records it.
+            await name_server.part_put(bucket, key, upload_id, part, stored.guard, **owed_syncs(stored))
         except BaseException:
             if stored.guard is not None:
                 await asyncio.shield(name_server.release_guard(stored.guard))

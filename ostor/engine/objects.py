@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from concurrent.futures import Executor
 from dataclasses import replace
 from typing import Any
@@ -23,6 +23,7 @@ from ostor.engine.types import ByteRange
 from ostor.nameserver.records import (
     BucketRecord, DeleteOutcome, ObjectRecord, Segment, WriteCondition,
 )
+from ostor.objectserver.types import SyncCalls
 
 Body = bytes | bytearray | memoryview | AsyncIterable[bytes] | Iterable[bytes]
 EMPTY_MD5 = hashlib.md5(b"").hexdigest()
@@ -40,13 +41,22 @@ async def _chunks(body: Body) -> AsyncIterator[bytes]:
             yield chunk
 
 
+def owed_syncs(stored: StoredData | None) -> dict[str, SyncCalls]:
+    """The ``before_commit`` argument for the name-server request naming ``stored``'s data.
+
+    Empty when nothing is owed, so name servers reached through messages (which take no
+    such argument) are called exactly as before.
+    """
+    return {"before_commit": stored.unsynced} if stored is not None and stored.unsynced else {}
+
+
 class StoredData:
     """The outcome of streaming a body to an object server under a guard."""
 
     __slots__ = ("segment", "md5", "guard", "unsynced")
 
     def __init__(self, segment: Segment, md5: str, guard: bytes | None,
-                 unsynced: tuple[Callable[[], None], ...] = ()) -> None:
+                 unsynced: SyncCalls = ()) -> None:
         self.segment = segment
         self.md5 = md5
         self.guard = guard
@@ -141,10 +151,8 @@ class ObjectOps:
         name_server = self._name_server(record.bucket, record.key)
         guard = stored.guard if stored else None
         try:
-            if stored is not None and stored.unsynced:
-                return await name_server.create_name(record, guard, bucket.versioning, condition,
-                                                     before_commit=stored.unsynced)
-            return await name_server.create_name(record, guard, bucket.versioning, condition)
+            return await name_server.create_name(record, guard, bucket.versioning, condition,
+                                                 **owed_syncs(stored))
         except GuardMissingError:
             # The guard expired while the data was being written; its GC entry may have run
             # before the object existed, so delete the (unnamed) data here.

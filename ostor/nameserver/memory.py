@@ -18,6 +18,7 @@ from typing import Any
 from ostor.common.errors import (BucketAlreadyExists, BucketAlreadyOwnedByYou, GuardMissingError, InvalidPart,
                                  MethodNotAllowed, NoSuchBucket, NoSuchKey, NoSuchUpload, NoSuchVersion,
                                  PreconditionFailed)
+from ostor.objectserver.types import SyncCalls
 
 from . import buckets as _buckets
 from . import objects as _objects
@@ -33,7 +34,7 @@ def _copy(value):
     return copy.deepcopy(value)
 
 
-def _run_before_commit(calls: tuple[Callable[[], None], ...]) -> None:
+def _run_before_commit(calls: SyncCalls) -> None:
     # What the SQLite writer's commit thread does before COMMIT: each distinct call once.
     for call in dict.fromkeys(calls):
         call()
@@ -217,7 +218,7 @@ class MemoryNameServer:
     # -- names ---------------------------------------------------------------------------------
     async def create_name(self, record: ObjectRecord, guard: bytes | None, versioning: Versioning,
                           condition: WriteCondition | None = None,
-                          before_commit: tuple[Callable[[], None], ...] = ()) -> ObjectRecord:
+                          before_commit: SyncCalls = ()) -> ObjectRecord:
         """See NameServer.create_name (``before_commit`` runs first, inline)."""
         _run_before_commit(before_commit)
         os_id = self._take_guard(guard) if guard is not None else None
@@ -428,7 +429,7 @@ class MemoryNameServer:
         return _copy(self._upload(bucket, key, upload_id))
 
     async def part_put(self, bucket: str, key: str, upload_id: str, part: PartRecord,
-                       guard: bytes, before_commit: tuple[Callable[[], None], ...] = ()) -> PartRecord | None:
+                       guard: bytes, before_commit: SyncCalls = ()) -> PartRecord | None:
         """See NameServer.part_put (``before_commit`` runs first, inline)."""
         _run_before_commit(before_commit)
         os_id = self._take_guard(guard)

@@ -19,6 +19,7 @@ from typing import Any
 from ostor.common.errors import ServiceStoppedError
 from ostor.common.ids import format_id
 from ostor.common.worker import Worker
+from ostor.objectserver.types import SyncCalls
 
 from . import buckets, codec, gc, listing, multipart, objects, schema
 from .inventory import DataRef, inventory
@@ -118,7 +119,7 @@ class NameServer:
         return self._writer.transactions
 
     # -- plumbing --------------------------------------------------------------------------------
-    def _write(self, fn: Callable[[Txn], Any], before_commit: tuple[Callable[[], None], ...] = ()) -> asyncio.Future:
+    def _write(self, fn: Callable[[Txn], Any], before_commit: SyncCalls = ()) -> asyncio.Future:
         if self._closed:
             raise ServiceStoppedError(f"name server {format_id(self.service_id)} is closed")
         return self._writer.submit(fn, before_commit)
@@ -207,7 +208,7 @@ class NameServer:
     # -- names -----------------------------------------------------------------------------------
     async def create_name(self, record: ObjectRecord, guard: bytes | None, versioning: Versioning,
                           condition: WriteCondition | None = None,
-                          before_commit: tuple[Callable[[], None], ...] = ()) -> ObjectRecord:
+                          before_commit: SyncCalls = ()) -> ObjectRecord:
         """Commit a new version while ``guard`` is alive, consuming it (GuardMissingError otherwise).
 
         Fills ``last_modified_ns`` and ``version_id`` (a new id when ENABLED, else "null",
@@ -310,7 +311,7 @@ class NameServer:
         return await self._read(multipart.get, bucket, key, upload_id)
 
     async def part_put(self, bucket: str, key: str, upload_id: str, part: PartRecord,
-                       guard: bytes, before_commit: tuple[Callable[[], None], ...] = ()) -> PartRecord | None:
+                       guard: bytes, before_commit: SyncCalls = ()) -> PartRecord | None:
         """Store a part under its guard, replacing a part of the same number; returns the replaced part.
 
         ``before_commit``: as for :meth:`create_name`, the fdatasyncs the part's data still needs.

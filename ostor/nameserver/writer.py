@@ -34,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ostor.common.errors import ServiceStoppedError
+from ostor.objectserver.types import SyncCalls
 
 from .txn import Txn
 
@@ -65,7 +66,7 @@ class GroupCommitWriter:
         #: Called with the keys a batch touched, once it is committed or rolled back and
         #: before any of its requests is answered.
         self._on_commit = on_commit
-        self._queue: deque[tuple[int, Callable, asyncio.Future, tuple]] = deque()
+        self._queue: deque[tuple[int, Callable, asyncio.Future, SyncCalls]] = deque()
         self._drain_task: asyncio.Task | None = None
         self._committer = ThreadPoolExecutor(1, thread_name_prefix=f"{name}-commit")
         self._closed = False
@@ -75,7 +76,7 @@ class GroupCommitWriter:
         self.requests = 0
 
     def submit(self, fn: Callable[[Txn], Any],
-               before_commit: tuple[Callable[[], None], ...] = ()) -> asyncio.Future:
+               before_commit: SyncCalls = ()) -> asyncio.Future:
         """Queue a write; the future resolves after the batch holding it is durable.
 
         ``before_commit``: blocking calls the commit thread runs (each distinct one once
@@ -87,7 +88,7 @@ class GroupCommitWriter:
         """Run a read on the writer's connection, between batches (rollback-exclusive mode)."""
         return self._put(_READ, fn, ())
 
-    def _put(self, kind: int, fn: Callable, before_commit: tuple) -> asyncio.Future:
+    def _put(self, kind: int, fn: Callable, before_commit: SyncCalls) -> asyncio.Future:
         if self._closed:
             raise ServiceStoppedError("name server writer is closed")
         loop = asyncio.get_running_loop()
@@ -185,7 +186,7 @@ class GroupCommitWriter:
         return out
 
 
-def _commit(conn: sqlite3.Connection, before: tuple[Callable[[], None], ...]) -> None:
+def _commit(conn: sqlite3.Connection, before: SyncCalls) -> None:
     # The commit thread: what the batch's names depend on becomes durable first.
     for call in before:
         call()

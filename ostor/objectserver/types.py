@@ -39,6 +39,10 @@ class ObjectServerConfig:
     direct_io: bool = True
 
 
+#: Blocking calls, safe from any thread, that make data a deferred create wrote durable.
+SyncCalls = tuple[Callable[[], None], ...]
+
+
 @dataclass(frozen=True, slots=True)
 class CreateResult:
     """What a successful create returns.
@@ -50,7 +54,7 @@ class CreateResult:
 
     object_id: bytes
     size: int
-    unsynced: tuple[Callable[[], None], ...] = ()
+    unsynced: SyncCalls = ()
 
 
 @dataclass(frozen=True, slots=True)
