@@ -1,10 +1,12 @@
-"""Multipart benchmark: a real `ostor server` driven by curl processes and an asyncio client.
+"""Multipart benchmark: a real `ostor server` driven by ``rawhttp`` threads and an asyncio client.
 
 * put_1g_8parallel: one multipart upload of 1 GiB as 8 parts of 128 MiB, each sent by
-  its own curl process at the same time (presigned UploadPart URLs, so the payload is
-  UNSIGNED-PAYLOAD: the server hashes only MD5 for the ETag); the clock runs from
-  CreateMultipartUpload to the end of CompleteMultipartUpload.
-* get_1g: one curl GET of the completed 1 GiB object (8 segments), page cache warmed once.
+  its own thread at the same time with ``sendfile`` (presigned UploadPart URLs, so the
+  payload is UNSIGNED-PAYLOAD: the server hashes only MD5 for the ETag); the clock runs
+  from CreateMultipartUpload to the end of CompleteMultipartUpload.
+* get_1g: GETs of the completed 1 GiB object (8 segments), received by ``rawhttp`` (see
+  gateway_bench: curl's copy would be the bottleneck); the median of three after one
+  that warms the page cache.
 * complete_10000_parts: CompleteMultipartUpload of an upload with 10,000 parts, timed
   around the POST alone. 10,000 parts of S3's 5 MiB minimum would be 49 GiB, and
   completion copies no data (the object *is* the parts table), so this server process
@@ -27,10 +29,12 @@ import sys
 import tempfile
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gateway_bench import ACCESS_KEY, SECRET_KEY, MiB, curl_rate, free_port, presigner, stop, wait_ready  # noqa: E402
+import rawhttp
+from gateway_bench import ACCESS_KEY, SECRET_KEY, MiB, free_port, presigner, stop, wait_ready  # noqa: E402
 
 BUCKET = "mpbench"
 #: Runs `ostor server` with S3's 5 MiB part minimum lowered (see the module docstring).
@@ -66,22 +70,15 @@ def post(url: str, body: bytes) -> bytes:
 
 
 def put_parallel(s3, base: str, parts: list[Path]) -> float:
-    """MiB/s of a multipart upload whose parts go up in parallel, one curl process each."""
+    """MiB/s of a multipart upload whose parts go up in parallel, one thread (sendfile) each."""
     size = sum(p.stat().st_size for p in parts)
     started = time.perf_counter()
     upload_id = s3.create_multipart_upload(Bucket=BUCKET, Key="big")["UploadId"]
     urls = [s3.generate_presigned_url("upload_part", Params={"Bucket": BUCKET, "Key": "big", "UploadId": upload_id,
                                                              "PartNumber": n}, ExpiresIn=3600)
             for n in range(1, len(parts) + 1)]
-    procs = [subprocess.Popen(["curl", "-sS", "-f", "-o", "/dev/null", "-D", "-", "-T", str(path), url],
-                              stdout=subprocess.PIPE, text=True) for path, url in zip(parts, urls)]
-    etags = []
-    for proc in procs:
-        out, _ = proc.communicate()
-        if proc.returncode != 0:
-            raise RuntimeError(f"curl part upload failed ({proc.returncode})")
-        etags.append(next(line.split(":", 1)[1].strip() for line in out.splitlines()
-                          if line.lower().startswith("etag:")))
+    with ThreadPoolExecutor(len(parts)) as pool:
+        etags = [headers["etag"] for headers in pool.map(rawhttp.put_file, urls, map(str, parts))]
     post(s3.generate_presigned_url("complete_multipart_upload", Params={
         "Bucket": BUCKET, "Key": "big", "UploadId": upload_id}, ExpiresIn=3600), complete_xml(etags))
     return size / MiB / (time.perf_counter() - started)
@@ -135,8 +132,6 @@ def main() -> None:
     parser.add_argument("--parts", type=int, default=10000, help="parts of the upload to complete")
     parser.add_argument("--dir", type=Path, default=None, help="work directory (default: a temp dir)")
     args = parser.parse_args()
-    if shutil.which("curl") is None:
-        sys.exit("multipart_bench: curl is not installed (make debian-deps)")
     workdir = Path(tempfile.mkdtemp(prefix="ostor-mpbench-", dir=args.dir))
     proc = None
     try:
@@ -154,8 +149,7 @@ def main() -> None:
         put = put_parallel(s3, base, parts)
         get_url = s3.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": "big"}, ExpiresIn=3600)
         size = sum(p.stat().st_size for p in parts)
-        curl_rate([get_url], size)  # warm the page cache once
-        get = curl_rate([get_url], size)
+        get = rawhttp.warm_get_rate(get_url, size)
         complete = complete_many(s3, args.parts)
         print(f"multipart: put_1g_{args.streams}parallel={put:.0f} get_1g={get:.0f} "
               f"complete_{args.parts}_parts={complete:.2f}", flush=True)
