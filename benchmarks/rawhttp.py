@@ -4,7 +4,7 @@ On the 2-core machine curl receives from a loopback socket at ~2 GB/s whatever s
 copying every byte out of the kernel is its limit, not the server's. This client
 discards a response body inside the kernel (``recv`` with ``MSG_TRUNC``, which Linux
 TCP supports), so a GET measures how fast the server puts bytes on the socket; it
-receives 4–5 GB/s from a bare blocking ``sendfile``. Uploads go out with ``sendfile``
+receives 3–6.5 GB/s from a bare blocking ``sendfile``. Uploads go out with ``sendfile``
 straight from the page cache instead of curl's read-and-write. Either way, nearly all
 the CPU and memory bandwidth of the machine is left to the server being measured.
 Status and Content-Length are checked, so a failed or short transfer raises.
