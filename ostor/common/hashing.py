@@ -6,8 +6,8 @@ of a large PUT when the loop thread computes it between socket reads. A
 to one worker job at a time (hashlib releases the GIL for buffers over 2 KiB),
 while the loop goes on receiving. A job hashes a few batches and then queues
 itself again, so more concurrent uploads than hash threads all make progress.
-The producer waits only when more than ``HASH_BACKLOG_BYTES`` are queued,
-which bounds the memory held for hashing.
+The producer waits only when more than ``HASH_BACKLOG_BYTES`` (or two of its
+batches, if larger) are queued, which bounds the memory held for hashing.
 Bodies smaller than one batch are hashed inline: a thread hop would cost more.
 A stream that fails midway simply drops its pipe: the worker holds only
 immutable bytes and finishes harmlessly.
@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 #: Bytes gathered before a batch is queued for the worker.
 HASH_BATCH_BYTES = 1 << 20
-#: Queued, not yet hashed bytes beyond which the producer waits.
+#: Queued, not yet hashed bytes beyond which the producer waits (at least two batches).
 HASH_BACKLOG_BYTES = 4 << 20
 #: Batches one job hashes before it yields its thread to other streams' jobs.
 _BATCHES_PER_TURN = 4
@@ -85,9 +85,12 @@ class DigestPipe:
         self._batch_bytes += len(chunk)
         if self._batch_bytes < HASH_BATCH_BYTES or self._executor is None:
             return
-        if self._backlog >= HASH_BACKLOG_BYTES:
-            await self._wait(lambda: self._backlog < HASH_BACKLOG_BYTES, "_room")
         batch, size = self._batch, self._batch_bytes
+        # Room for two batches at least: the worker hashes one while the next waits, so it
+        # never idles between them (a large body comes in 8 MiB chunks, a batch each).
+        limit = max(HASH_BACKLOG_BYTES, 2 * size)
+        while self._backlog + size > limit:
+            await self._wait(lambda: self._backlog + size <= limit, "_room")
         self._batch, self._batch_bytes = [], 0
         with self._lock:
             self._queued.append((batch, size))
@@ -129,8 +132,7 @@ class DigestPipe:
                 hashed += 1
                 with self._lock:
                     self._backlog -= size
-                    if self._backlog <= HASH_BACKLOG_BYTES // 2:
-                        self._wake("_room")
+                    self._wake("_room")
         except BaseException as exc:  # noqa: BLE001 - handed to finish()
             with self._lock:
                 self._error = exc

@@ -123,3 +123,30 @@ async def test_inline_digests_are_fed_at_once(executor) -> None:
         assert fast.seen % (1 << 20) == 0 and fast.seen > 0  # no batching, no thread
     await pipe.finish()
     assert fast.seen == 3 << 20 and md5.digest() == hashlib.md5(b"q" * (3 << 20)).digest()
+
+
+async def test_a_large_batch_is_queued_while_the_previous_one_hashes(executor, monkeypatch) -> None:
+    """Batches bigger than the backlog: one hashes while the next waits, never more than two."""
+    monkeypatch.setattr(hashing, "HASH_BATCH_BYTES", 1000)
+    monkeypatch.setattr(hashing, "HASH_BACKLOG_BYTES", 4000)
+    import threading
+
+    release = threading.Event()
+    started = threading.Event()
+
+    class Gated:
+        def update(self, data) -> None:
+            started.set()
+            release.wait(10)
+
+    pipe = DigestPipe((Gated(),), executor)
+    await pipe.update(b"x" * 8000)  # queued; the worker blocks hashing it
+    assert await asyncio.to_thread(started.wait, 5)
+    # The second batch must not wait for the first one to finish: the worker has it next.
+    await asyncio.wait_for(pipe.update(b"y" * 8000), 1)
+    third = asyncio.ensure_future(pipe.update(b"z" * 8000))
+    await asyncio.sleep(0.2)
+    assert not third.done()  # a third one waits: at most two batches are held
+    release.set()
+    await asyncio.wait_for(third, 5)
+    await asyncio.wait_for(pipe.finish(), 5)
