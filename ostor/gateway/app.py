@@ -31,6 +31,7 @@ from ostor.common.errors import (
 )
 from ostor.gateway.auth.sigv4 import RequestParts, authenticate, parse_query
 from ostor.gateway.body import RequestBody
+from ostor.gateway.bodyreceiver import CLOSE_AFTER
 from ostor.gateway.context import HOST_ID, PREPARED, REQUEST_ID, GatewayConfig, RequestContext, stamp
 from ostor.gateway.router import Level, Operation, resolve
 from ostor.gateway.stats import REQUEST_KEY as STATS_KEY
@@ -140,6 +141,8 @@ class Gateway:
         """Serve one request; S3 errors become XML documents with their status."""
         response = await self._serve(request)
         if not response.prepared:
+            if request.get(CLOSE_AFTER):
+                response.force_close()  # the body bypassed aiohttp's parser (ostor.gateway.bodyreceiver)
             stamp(request, response)
         return response
 

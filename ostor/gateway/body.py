@@ -19,7 +19,7 @@ from aiohttp import web
 from ostor.common.errors import (
     BadDigest, EntityTooLarge, IncompleteBody, InvalidArgument, InvalidRequest, MissingContentLength,
 )
-from ostor.gateway import checksums
+from ostor.gateway import bodyreceiver, checksums
 from ostor.gateway.auth.chunked import ChunkedDecoder
 from ostor.gateway.auth.sigv4 import (
     STREAMING_MODES, STREAMING_SIGNED, STREAMING_SIGNED_TRAILER, UNSIGNED, AuthResult,
@@ -70,7 +70,12 @@ class RequestBody:
         if length is not None and length > max_size:
             raise EntityTooLarge(ProposedSize=str(length), MaxSizeAllowed=str(max_size))
 
-    async def _raw(self) -> AsyncIterator[bytes]:
+    async def _raw(self) -> AsyncIterator[bytes | memoryview]:
+        length = self.declared_length()
+        if bodyreceiver.direct_candidate(self.request, length):
+            async for chunk in bodyreceiver.receive(self.request, length):  # type: ignore[arg-type]
+                yield chunk
+            return
         # readchunk, not readany: readany joins every buffered socket read into one new
         # bytes object, a copy of the whole body that readchunk does not make.
         # An empty chunk is either a chunked-encoding boundary or the end; at_eof() tells
@@ -89,7 +94,7 @@ class RequestBody:
         self.checksum = checksums.for_upload(self.checksum, self.request.headers)
         return self.checksum
 
-    async def stream(self, check_md5: bool = True) -> AsyncIterator[bytes]:
+    async def stream(self, check_md5: bool = True) -> AsyncIterator[bytes | memoryview]:
         """The payload's bytes, verified; raises (BadDigest, XAmzContentSHA256Mismatch, ...) before ending.
 
         ``check_md5=False``: the caller verifies Content-MD5 itself (the engine, given ``self.md5``).
