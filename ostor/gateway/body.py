@@ -72,8 +72,8 @@ class RequestBody:
 
     async def _raw(self) -> AsyncIterator[bytes | memoryview]:
         length = self.declared_length()
-        if bodyreceiver.direct_candidate(self.request, length):
-            async for chunk in bodyreceiver.receive(self.request, length):  # type: ignore[arg-type]
+        if length is not None and bodyreceiver.direct_candidate(self.request, length):
+            async for chunk in bodyreceiver.receive(self.request, length):
                 yield chunk
             return
         # readchunk, not readany: readany joins every buffered socket read into one new

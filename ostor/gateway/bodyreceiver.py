@@ -9,7 +9,8 @@ the MD5 of the ETag. A :class:`BodyReceiver` takes the connection's transport
 for the rest of a large, plainly framed body (Content-Length, no chunked
 encoding) as an :class:`asyncio.BufferedProtocol`: the kernel copies the bytes
 directly into an 8 MiB buffer, which is handed on read-only and never
-written again, so nothing downstream copies it either.
+written again, so the digests and the engine keep it as it is (the object
+server still makes its one copy, into the aligned buffer of a direct write).
 
 aiohttp's parser is left expecting the body it never saw, so the connection
 closes after the response (``Connection: close``); clients open a new one.
@@ -104,9 +105,9 @@ class BodyReceiver(asyncio.BufferedProtocol):
             self._waiter = None
 
 
-def direct_candidate(request: web.BaseRequest, length: int | None) -> bool:
+def direct_candidate(request: web.BaseRequest, length: int) -> bool:
     """Whether a plainly framed body of ``length`` bytes can be received directly."""
-    if length is None or length < DIRECT_MIN_BYTES:
+    if length < DIRECT_MIN_BYTES:
         return False
     if "chunked" in request.headers.get("transfer-encoding", "").lower():
         return False
@@ -126,10 +127,11 @@ async def receive(request: web.BaseRequest, length: int) -> AsyncIterator[bytes 
     buffered = content.read_nowait(-1)  # what arrived with the headers
     remaining = length - len(buffered)
     transport = request.transport
-    if remaining <= 0 or content.is_eof() or transport is None or transport.is_closing():
-        if buffered:
-            yield buffered
+    if remaining <= 0:  # aiohttp had it all (its parser never passes the Content-Length)
+        yield buffered
         return
+    if content.is_eof() or transport is None or transport.is_closing():
+        raise ConnectionResetError("the client closed the connection mid-body")
     original = transport.get_protocol()
     receiver = BodyReceiver(transport, original, remaining)
     request[CLOSE_AFTER] = True
