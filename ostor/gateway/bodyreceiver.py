@@ -231,11 +231,11 @@ async def receive(request: web.BaseRequest, length: int) -> AsyncIterator[bytes 
             received += len(chunk)
             yield chunk
     finally:
+        if not transport.is_closing():
+            transport.pause_reading()  # before the buffer goes back: nothing may read into it
+            transport.set_protocol(original)
         await chunks.aclose()  # its buffer goes back to the pool now
         # Byte counters (statistics) stay true; the parser must not linger for the body.
         content.total_bytes += received
-        if not transport.is_closing():
-            transport.pause_reading()
-            transport.set_protocol(original)
         if not content.is_eof():
             content.feed_eof()
