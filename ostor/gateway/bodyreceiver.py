@@ -30,12 +30,14 @@ from typing import Any
 
 from aiohttp import web
 
+from ostor.gateway.zerocopy import plain_socket
+
 #: Bodies from this size take the direct path: below it the parser's copies cost little.
 DIRECT_MIN_BYTES = 16 << 20
 #: Size of each receive buffer (one object-server piece).
 BUFFER_BYTES = 8 << 20
 #: Request slot: set when the connection must close after the response.
-CLOSE_AFTER = "ostor.close_after"
+CLOSE_AFTER = web.RequestKey("ostor.close_after", bool)
 
 
 class ReceiveBuffers:
@@ -194,9 +196,8 @@ def direct_candidate(request: web.BaseRequest, length: int) -> bool:
         return False
     if "chunked" in request.headers.get("transfer-encoding", "").lower():
         return False
-    transport = request.transport
-    return (transport is not None and not transport.is_closing()
-            and transport.get_extra_info("sslcontext") is None and hasattr(transport, "set_protocol"))
+    # The same connections as zero-copy GETs: plain TCP, not TLS, not closing.
+    return plain_socket(request) is not None and hasattr(request.transport, "set_protocol")
 
 
 async def receive(request: web.BaseRequest, length: int) -> AsyncIterator[bytes | memoryview]:
