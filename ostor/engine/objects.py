@@ -13,8 +13,8 @@ from typing import Any
 from ostor.common.errors import (
     BadDigest, EntityTooLarge, GuardMissingError, InvalidRange, MethodNotAllowed, NoSuchKey, RequestTimeout,
 )
-from ostor.common.frames import FRAME_SIZE, Frame
-from ostor.common.hashing import DigestPipe
+from ostor.common.frames import FRAME_SIZE, Frame, frames_from_bytes
+from ostor.common.hashing import HASH_BATCH_BYTES, DigestPipe
 from ostor.engine.guards import GuardPool
 from ostor.engine.naming import validate_key, validate_version_id
 from ostor.engine.reader import ObjectReader
@@ -74,6 +74,11 @@ class ObjectOps:
     def _name_server(self, bucket: str, key: str) -> Any:
         return self.services.name_server(self.services.placement.name_server_for(bucket, key))
 
+    def _services_for(self, bucket: str, key: str, part: int) -> tuple[int, Any, Any]:
+        """The object server id, name server and object server that a name's data goes through."""
+        os_id = self.services.placement.object_server_for(bucket, key, part)
+        return os_id, self._name_server(bucket, key), self.services.object_server(os_id)
+
     async def store_data(self, bucket: str, key: str, body: Body, *, part: int = 0,
                          max_size: int | None = None, content_md5: bytes | None = None,
                          defer_sync: bool = False) -> StoredData:
@@ -89,6 +94,8 @@ class ObjectOps:
         process runs the services, the data's fdatasync is left to the name server's
         commit, one durability wait instead of two.
         """
+        if isinstance(body, (bytes, bytearray, memoryview)) and 0 < len(body) < HASH_BATCH_BYTES:
+            return await self._store_small(bucket, key, body, part, max_size, content_md5, defer_sync)
         chunks = _chunks(body)
         first = b""
         async for chunk in chunks:
@@ -99,9 +106,7 @@ class ObjectOps:
             if content_md5 is not None and content_md5 != bytes.fromhex(EMPTY_MD5):
                 raise BadDigest()
             return StoredData(Segment(NO_DATA_OS_ID, b"", 0), EMPTY_MD5, None)
-        os_id = self.services.placement.object_server_for(bucket, key, part)
-        name_server = self._name_server(bucket, key)
-        object_server = self.services.object_server(os_id)
+        os_id, name_server, object_server = self._services_for(bucket, key, part)
         object_id, guard_expires = await self.guards.take(name_server, os_id)
         md5 = hashlib.md5()
         digests = DigestPipe((md5,), self.hash_executor)
@@ -126,10 +131,7 @@ class ObjectOps:
 
         stream = frames()
         try:
-            if defer_sync and self.services.deferred_data_sync:
-                result = await object_server.create(object_id, stream, defer_sync=True)
-            else:
-                result = await object_server.create(object_id, stream)
+            result = await self._create(object_server, object_id, stream, defer_sync)
             if content_md5 is not None and md5.digest() != content_md5:
                 # The data is stored but unnamed: releasing its guard queues it for GC.
                 raise BadDigest()
@@ -140,6 +142,36 @@ class ObjectOps:
             # The consumer stops at the end-of-data frame; closing here spares asyncio's
             # cross-thread finaliser for half-consumed async generators on every put.
             await stream.aclose()
+        return StoredData(Segment(os_id, object_id, result.size), md5.hexdigest(), object_id, result.unsynced)
+
+    async def _create(self, object_server: Any, object_id: bytes, frames: AsyncIterator[Frame],
+                      defer_sync: bool) -> Any:
+        # Only in-process object servers take defer_sync (see store_data).
+        if defer_sync and self.services.deferred_data_sync:
+            return await object_server.create(object_id, frames, defer_sync=True)
+        return await object_server.create(object_id, frames)
+
+    async def _store_small(self, bucket: str, key: str, body: bytes | bytearray | memoryview, part: int,
+                           max_size: int | None, content_md5: bytes | None, defer_sync: bool) -> StoredData:
+        """store_data for a small in-memory body: hashed at once, checked before anything is written.
+
+        The streaming path's hash pipe, frame generator and guard renewal checks cost more
+        than hashing a small body at once; the result is the same, and a wrong Content-MD5
+        is refused before a guard is taken or a block written.
+        """
+        size = len(body)
+        if max_size is not None and size > max_size:
+            raise EntityTooLarge(MaxSizeAllowed=str(max_size), ProposedSize=str(size))
+        md5 = hashlib.md5(body)
+        if content_md5 is not None and md5.digest() != content_md5:
+            raise BadDigest()
+        os_id, name_server, object_server = self._services_for(bucket, key, part)
+        object_id, _ = await self.guards.take(name_server, os_id)
+        try:
+            result = await self._create(object_server, object_id, frames_from_bytes(body), defer_sync)
+        except BaseException:
+            await asyncio.shield(name_server.release_guard(object_id))
+            raise
         return StoredData(Segment(os_id, object_id, result.size), md5.hexdigest(), object_id, result.unsynced)
 
     async def commit_name(self, record: ObjectRecord, stored: StoredData | None,

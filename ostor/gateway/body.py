@@ -25,7 +25,7 @@ from ostor.gateway.auth.sigv4 import (
     STREAMING_MODES, STREAMING_SIGNED, STREAMING_SIGNED_TRAILER, UNSIGNED, AuthResult,
 )
 from ostor.common.errors import XAmzContentSHA256Mismatch
-from ostor.common.hashing import DigestPipe
+from ostor.common.hashing import HASH_BATCH_BYTES, DigestPipe
 
 MAX_OBJECT_SIZE = 5 * 1024 ** 3
 
@@ -143,11 +143,23 @@ class RequestBody:
                 raise BadDigest(f"The {spec.algorithm} you specified did not match the calculated checksum.")
             self.computed[spec.algorithm] = actual
 
-    async def read(self, limit: int = 2 * 1024 * 1024) -> bytes:
+    async def upload_payload(self) -> bytes | AsyncIterator[bytes | memoryview]:
+        """An upload's verified payload, Content-MD5 left to the engine: in memory when small, else streamed.
+
+        A body announced smaller than the engine's inline-hashing size is read whole, so
+        the engine stores it in one step (hashed at once and checked before any write)
+        instead of through its streaming pipeline, which costs more than such a body.
+        """
+        length = self.declared_length()
+        if length is not None and length < HASH_BATCH_BYTES:
+            return await self.read(HASH_BATCH_BYTES, check_md5=False)
+        return self.stream(check_md5=False)
+
+    async def read(self, limit: int = 2 * 1024 * 1024, check_md5: bool = True) -> bytes:
         """The whole (small) payload in memory, verified; InvalidRequest past ``limit`` bytes."""
         parts = []
         size = 0
-        async for chunk in self.stream():
+        async for chunk in self.stream(check_md5):
             size += len(chunk)
             if size > limit:
                 raise InvalidRequest(f"The request body exceeds {limit} bytes.")

@@ -53,6 +53,19 @@ async def test_wrong_md5_keeps_existing_object_and_frees_data(disk_engine):
     assert report.clean and report.objects == 1 and report.pending == 0
 
 
+async def test_a_small_body_with_a_wrong_md5_is_refused_before_any_write(disk_engine):
+    await disk_engine.put_object("bkt", "k", b"original")
+    pools = [pool for server in disk_engine.services.local_object_servers.values() for pool in server._pools]
+    writes = sum(pool.pwrites for pool in pools)
+    with pytest.raises(BadDigest):
+        await disk_engine.put_object("bkt", "k", b"x" * 4096, content_md5=WRONG)
+    assert sum(pool.pwrites for pool in pools) == writes  # checked in memory, first
+    assert await _read(disk_engine, "k") == b"original"
+    await disk_engine.collect_garbage()
+    report = await check_volume(disk_engine.services)
+    assert report.clean and report.objects == 1 and report.pending == 0
+
+
 async def test_upload_part_md5(engine):
     upload = await engine.create_upload("bkt", "mp")
     data = os.urandom(200_000)

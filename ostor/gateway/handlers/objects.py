@@ -75,7 +75,7 @@ async def put_object(ctx: RequestContext) -> web.StreamResponse:
     ctx.body.default_checksum()
     # body.computed is filled when the stream ends, before the engine builds the record from it.
     record = await ctx.engine.put_object(
-        ctx.bucket, ctx.key, ctx.body.stream(check_md5=False), owner=ctx.owner_id,
+        ctx.bucket, ctx.key, await ctx.body.upload_payload(), owner=ctx.owner_id,
         content_type=ctx.headers.get("content-type") or None, headers=stored_headers_from(ctx),
         metadata=metadata, checksums=ctx.body.computed,
         checksum_type="FULL_OBJECT", storage_class=storage_class_from(ctx),

@@ -1,0 +1,116 @@
+"""The commit thread: each batch's owed syncs, then COMMIT; syncs of queued requests run ahead."""
+
+from __future__ import annotations
+
+import errno
+import queue
+import sqlite3
+import threading
+
+import pytest
+
+from ostor.nameserver.committer import CommitThread, OwedSyncs, run_owed
+
+
+@pytest.fixture
+def conn(tmp_path):
+    connection = sqlite3.connect(tmp_path / "t.db", isolation_level=None, check_same_thread=False)
+    connection.execute("CREATE TABLE t (v)")
+    yield connection
+    connection.close()
+
+
+def committed(conn: sqlite3.Connection, path) -> list:
+    """Rows a separate connection sees."""
+    other = sqlite3.connect(path)
+    try:
+        return [row[0] for row in other.execute("SELECT v FROM t ORDER BY v")]
+    finally:
+        other.close()
+
+
+class Jobs:
+    """Runs jobs on a CommitThread one by one and hands back what ``done`` got."""
+
+    def __init__(self, waiting: list[OwedSyncs]) -> None:
+        self.thread = CommitThread("test-commit", lambda: list(waiting))
+        self.outcomes: queue.SimpleQueue = queue.SimpleQueue()
+
+    def commit(self, conn: sqlite3.Connection, value: int, owed: list[OwedSyncs]) -> BaseException | None:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT INTO t VALUES (?)", (value,))
+        self.thread.commit(conn, owed, self.outcomes.put)
+        outcome = self.outcomes.get(timeout=10)
+        if outcome is not None:
+            conn.execute("ROLLBACK")
+        return outcome
+
+
+def test_owed_calls_run_once_each_before_the_commit(conn, tmp_path):
+    seen = []
+
+    def call(name):
+        return lambda: seen.append((name, committed(conn, tmp_path / "t.db")))
+
+    shared = call("shared")
+    jobs = Jobs([])
+    try:
+        assert jobs.commit(conn, 1, [OwedSyncs((call("a"), shared)), OwedSyncs((shared,))]) is None
+    finally:
+        jobs.thread.close()
+    assert seen == [("a", []), ("shared", [])]  # before the COMMIT, and the shared call once
+    assert committed(conn, tmp_path / "t.db") == [1]
+
+
+def test_requests_queued_during_a_commit_are_synced_ahead_of_their_batch(conn, tmp_path):
+    calls = []
+    ahead = threading.Event()
+
+    def sync_b() -> None:
+        calls.append(threading.current_thread().name)
+        ahead.set()
+
+    waiting = [OwedSyncs((sync_b,))]  # queued while the first batch commits
+    jobs = Jobs(waiting)
+    try:
+        assert jobs.commit(conn, 1, []) is None
+        assert ahead.wait(10)  # run right after the COMMIT, with no job waiting
+        item = waiting.pop()
+        assert jobs.commit(conn, 2, [item]) is None  # its own batch: nothing owed any more
+    finally:
+        jobs.thread.close()
+    assert calls == ["test-commit"]
+    assert item.calls == () and item.error is None
+    assert committed(conn, tmp_path / "t.db") == [1, 2]
+
+
+def test_a_failed_sync_ahead_fails_the_batch_that_names_the_data(conn, tmp_path):
+    attempts = []
+    tried = threading.Event()
+
+    def broken() -> None:
+        attempts.append(1)
+        tried.set()
+        raise OSError(errno.EIO, "Input/output error")
+
+    waiting = [OwedSyncs((broken,))]
+    jobs = Jobs(waiting)
+    try:
+        assert jobs.commit(conn, 1, []) is None
+        assert tried.wait(10)  # the sync ahead of need failed
+        item = waiting.pop()
+        outcome = jobs.commit(conn, 2, [item])
+    finally:
+        jobs.thread.close()
+    assert isinstance(outcome, OSError) and outcome.errno == errno.EIO
+    assert attempts == [1]  # not retried: a second fdatasync could falsely succeed
+    assert committed(conn, tmp_path / "t.db") == [1]  # the name was never committed
+
+
+def test_run_owed_raises_a_recorded_failure_without_calling_anything():
+    called = []
+    failed = OwedSyncs((lambda: called.append(1),))
+    failed.error = OSError(errno.EIO, "earlier")
+    with pytest.raises(OSError, match="earlier"):
+        run_owed([OwedSyncs((lambda: called.append(2),)), failed])
+    assert called == []
