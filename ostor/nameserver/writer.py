@@ -84,7 +84,8 @@ class GroupCommitWriter:
         """Queue a write; the future resolves after the batch holding it is durable.
 
         ``before_commit``: blocking calls the commit thread runs (each distinct one once
-        per batch) before the batch's COMMIT; if one raises, the batch rolls back.
+        per batch) before the batch's COMMIT, or earlier, after the COMMIT that was running
+        when this request queued (see :mod:`.committer`); if one raises, the batch rolls back.
         """
         return self._put(_WRITE, fn, before_commit)
 
@@ -166,15 +167,15 @@ class GroupCommitWriter:
 
     def _committed(self, exc: BaseException | None, items: list[tuple], writes: list[tuple],
                    out: list[tuple]) -> None:
-        if exc is None:
-            self.transactions += 1
-            self.requests += len(writes)
-        else:
-            out = self._failed(writes, exc)
         try:
+            if exc is None:
+                self.transactions += 1
+                self.requests += len(writes)
+            else:
+                out = self._failed(writes, exc)
             self._finish(items, out)
         except BaseException:
-            self._loop = None
+            self._loop = None  # as in _next_batch
             raise
 
     def _failed(self, writes: list[tuple], exc: BaseException) -> list[tuple]:
