@@ -30,7 +30,6 @@ from ostor.common.errors import (
     ServiceUnavailableError,
 )
 from ostor.gateway.auth.sigv4 import RequestParts, authenticate, parse_query
-from ostor.gateway.body import RequestBody
 from ostor.gateway.bodyreceiver import CLOSE_AFTER
 from ostor.gateway.context import HOST_ID, PREPARED, REQUEST_ID, GatewayConfig, RequestContext, stamp
 from ostor.gateway.router import Level, Operation, resolve
@@ -165,7 +164,11 @@ class Gateway:
                                 self.users.lookup, time.time())
             request[STATS_KEY] = (auth.user.user_id if auth.user else "", bucket, operation.name)
             ctx = RequestContext(request, self.engine, self.config, request_id, bucket, key,
-                                 query, auth, RequestBody(request, auth, self.hash_executor))
+                                 query, auth, self.hash_executor)
+            if request.can_read_body:
+                # Bad Content-MD5 or checksum headers are refused before 100-continue; a request
+                # without a body (most GETs) never builds one.
+                _ = ctx.body
             await self._authorise(ctx, operation)
             if request.headers.get("expect", "").lower() == "100-continue" and request.version >= (1, 1):
                 await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,8 +54,14 @@ class RequestContext:
     key: str | None
     query: dict[str, str]
     auth: AuthResult
-    body: RequestBody
+    #: Where large bodies are hashed (ostor.common.hashing).
+    hash_executor: Executor | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @functools.cached_property
+    def body(self) -> RequestBody:
+        """The request's payload, decoded and verified as it streams (made when a handler asks)."""
+        return RequestBody(self.request, self.auth, self.hash_executor)
 
     @property
     def user(self) -> User | None:

@@ -102,7 +102,13 @@ def _parse_query(raw_query: str) -> tuple[tuple[str, str], ...]:
 
 
 def _unquote(text: str) -> str:
-    return unquote(text) if "%" in text else text
+    return _unquote_cached(text) if "%" in text else text
+
+
+@functools.lru_cache(maxsize=1024)
+def _unquote_cached(text: str) -> str:
+    # The encoded values repeat from request to request (X-Amz-Credential above all).
+    return unquote(text)
 
 
 _UNRESERVED = re.compile(r"[A-Za-z0-9\-_.~]*")
