@@ -16,7 +16,6 @@ cores, so this compares efficiency under load, not the absolute figure.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import math
 import os
 import shutil

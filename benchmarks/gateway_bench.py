@@ -7,11 +7,11 @@ upload, and a download the kernel discards without copying: curl's own copy
 caps it near 2 GB/s here, whatever the server does); put_1g is the median of
 three PUTs (three keys), get_1g the median of three GETs after one that warms
 the page cache (one 1 GiB transfer varies by +-40% on the 2-core VM), and
-curl's GET figure goes to stderr for comparison. The same load against a bare aiohttp+uvloop server (no
-storage: GET answers 4 KiB, PUT reads and discards the body) is printed first,
-for scale, with what the client receives from a bare blocking sendfile of the
-1 GiB file (the ceiling for get_1g). ``--workers N`` runs
-``ostor server --workers N``. The last line is:
+curl's GET figure goes to stderr for comparison. The same load against a bare
+aiohttp+uvloop server (no storage: GET answers 4 KiB, PUT reads and discards
+the body) is printed first, for scale, with what the client receives from a
+bare blocking sendfile of the 1 GiB file (the ceiling for get_1g).
+``--workers N`` runs ``ostor server --workers N``. The last line is:
 
   gateway: put_4k=<ops/s> get_4k=<ops/s> put_1g=<MiB/s> get_1g=<MiB/s>
 """
