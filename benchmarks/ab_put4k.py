@@ -27,11 +27,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def export(source: str, into: Path) -> Path:
-    """A directory with the ``ostor`` package of ``source`` (a directory, or a git revision)."""
+def export(source: str, target: Path) -> Path:
+    """A directory with the ``ostor`` package of ``source`` (a directory, or a git revision exported to ``target``)."""
     if (Path(source) / "ostor").is_dir():
         return Path(source).resolve()
-    target = into / source.replace("/", "_")
     target.mkdir()
     archive = subprocess.run(["git", "-C", str(HERE.parent), "archive", source, "ostor"],
                              check=True, capture_output=True).stdout
@@ -67,7 +66,7 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ostor-ab-", dir=os.getcwd()))
     try:
-        trees = export(args.a, work), export(args.b, work)
+        trees = export(args.a, work / "a"), export(args.b, work / "b")  # A and B may be the same
         ratios = []
         for round_ in range(args.rounds):
             order = (0, 1) if round_ % 2 == 0 else (1, 0)
