@@ -13,8 +13,10 @@ fdatasync runs in threads so it never blocks the event loop.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 
@@ -109,3 +111,63 @@ class GroupCommit:
         await self.drain()
         self._closed = True
         self._parallel.shutdown(wait=True)
+
+
+class SharedSync:
+    """The fdatasyncs of one file, shared by the threads that owe them.
+
+    A writer takes a :meth:`mark` once its writes to the file returned; a sync
+    that *starts* after that covers them. :meth:`sync` returns at once when a
+    finished sync started after the mark, waits when a running one did, and
+    syncs only otherwise. Name servers run deferred creates' syncs in their
+    commit threads, several threads for the same few pool files: without this,
+    each synced every pool its batch wrote, though another thread's sync begun
+    a moment later already covered the same bytes.
+
+    A failed fdatasync poisons the file for good: the kernel may have dropped
+    the pages it could not write, and a second fdatasync can then report
+    success for them. Every later sync raises the first error.
+    """
+
+    def __init__(self, fd_of: Callable[[], int]) -> None:
+        self._fd_of = fd_of
+        self._tickets = itertools.count(1)  # next() is atomic: marks and sync starts are ordered
+        self._changed = threading.Condition(threading.Lock())
+        self._synced = 0                    # every mark below this is durable
+        self._running: set[int] = set()     # the start tickets of syncs running now
+        self._error: OSError | None = None
+        self.calls = 0                      # fdatasync system calls made (tests, metrics)
+
+    def mark(self) -> int:
+        """A ticket for writes that returned before this call."""
+        return next(self._tickets)
+
+    def sync(self, mark: int) -> None:
+        """Return once everything written before ``mark`` was taken is durable (any thread)."""
+        fd = self._fd_of()  # raises for a closed file, covered or not
+        with self._changed:
+            while True:
+                if self._error is not None:
+                    raise self._error
+                if self._synced > mark:
+                    return
+                if not any(start > mark for start in self._running):
+                    break
+                self._changed.wait()
+            start = next(self._tickets)
+            self._running.add(start)
+        error = None
+        try:
+            os.fdatasync(fd)
+        except OSError as exc:
+            error = exc
+        with self._changed:
+            self.calls += 1
+            self._running.discard(start)
+            if error is None:
+                self._synced = max(self._synced, start)
+            elif self._error is None:
+                self._error = error
+            self._changed.notify_all()
+        if error is not None:
+            raise error

@@ -25,15 +25,25 @@ the function), so no migration rewrites anything.
 A block is *free* (used=0), *live* (used=1, dirty=0) or *dirty* (used=1,
 dirty=1: deleted, awaiting GC). Files are sparse and grow on demand; bytes past
 the end of file read as zeros, i.e. free.
+
+Pools of small blocks grow ahead of need: when the allocator hands out a block
+past the bytes already written, the file is extended with written zeros
+(``ZERO_AHEAD`` bytes more than that block needs). A durable small create then
+overwrites bytes the file already has, and its fdatasync flushes data only;
+appending would make every fdatasync commit the filesystem's journal as well
+(new size, new extents), about 1.6x as long on ext4 here. Zeros are free
+blocks, so the format is unchanged; truncation drops them as before.
 """
 
 from __future__ import annotations
 
 import errno
+import functools
 import heapq
 import os
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +52,7 @@ from awscrt.checksums import crc32c
 from ostor.common.errors import CorruptStoreError
 from ostor.objectserver.direct import open_direct
 from ostor.objectserver.fileio import pread_exact, punch_hole
+from ostor.objectserver.flush import SharedSync
 
 MAGIC = b"OSTORPL1"
 FORMAT_VERSION = 2
@@ -58,6 +69,11 @@ REC_FORMAT = struct.Struct("<4s16sIIIQIQ8x")  # + crc32 (4 bytes) = 64
 REC_CRC = struct.Struct("<I")
 assert REC_FORMAT.size + REC_CRC.size == HEADER_SIZE
 assert RECORDS_OFFSET >= 2 * BITMAP_BYTES
+#: Bytes of zeros written past a fresh small block (see the module docstring).
+ZERO_AHEAD = 256 << 10
+#: Pools of blocks up to this size grow ahead; larger pieces are written whole
+#: (8 MiB ones with O_DIRECT), where the journal commit is a small share.
+ZERO_AHEAD_MAX_BLOCK = 64 << 10
 
 
 def _round_up(value: int, multiple: int) -> int:
@@ -123,6 +139,8 @@ class Pool:
         self.used_count = 0
         self._free: list[int] = []  # min-heap of free blocks below _next_fresh
         self._next_fresh = 0        # blocks >= this were never used since the last truncate
+        self._zeroed_to = 0         # the file holds written bytes up to here (0: not known yet)
+        self._syncs = SharedSync(self._open_fd)
         self.pwrites = 0            # observable I/O counters (tests, metrics)
         self.preads = 0
         self._direct_fd: int | None = None
@@ -201,16 +219,25 @@ class Pool:
             dirty += raw[BITMAP_BYTES:]
         self.used, self.disk_used, self.dirty = used, bytearray(used), dirty
 
-    def sync_data(self) -> None:
-        """fdatasync the pool file, from any thread (what a deferred create leaves to its namer).
+    def owed_sync(self) -> Callable[[], None]:
+        """The call that makes this pool's writes so far durable, from any thread.
 
+        What a deferred create leaves to its namer. Callers whose writes one
+        fdatasync covers share it (:class:`~ostor.objectserver.flush.SharedSync`).
         The services of a process close name servers (which run these calls before
         their commits) before object servers, so the descriptor is never a reused number.
         """
+        return functools.partial(self.sync_data, self._syncs.mark())
+
+    def sync_data(self, mark: int) -> None:
+        """Return once the pool's writes before ``mark`` (see :meth:`owed_sync`) are durable."""
+        self._syncs.sync(mark)
+
+    def _open_fd(self) -> int:
         fd = self.fd
         if fd < 0:
             raise OSError(errno.EBADF, f"pool {self.path} is closed")
-        os.fdatasync(fd)
+        return fd
 
     def close(self) -> None:
         """Close the file descriptors."""
@@ -338,8 +365,24 @@ class Pool:
         else:
             block = self._next_fresh
             self._next_fresh += 1
+            if self.block_size <= ZERO_AHEAD_MAX_BLOCK:
+                self._extend_for(block)
         self.set_used(block, True, write=False)
         return block
+
+    def _extend_for(self, block: int) -> None:
+        """Make sure the file holds written bytes (zeros if nothing else) up to the end of ``block``."""
+        end = self.data_offset(block) + self.block_size
+        if end <= self._zeroed_to:
+            return
+        # The real size, not a remembered one: zeros must never land on written bytes.
+        size = self.file_size()
+        if size < end:
+            target = end + ZERO_AHEAD
+            os.pwrite(self.fd, bytes(target - size), size)
+            self.pwrites += 1
+            size = target
+        self._zeroed_to = size
 
     def lowest_free(self) -> int | None:
         """The block :meth:`allocate` would return from the holes, or None if no hole."""
@@ -366,6 +409,7 @@ class Pool:
         if new_size >= old_size:
             return 0
         os.ftruncate(self.fd, new_size)
+        self._zeroed_to = new_size
         keep = (last // BLOCKS_PER_REGION + 1) * BITMAP_BYTES if last >= 0 else 0
         del self.used[keep:]
         del self.disk_used[keep:]

@@ -107,7 +107,7 @@ class CreateMixin:
                 pool.write_header(block, BlockHeader(oid, idx, len(written), used, size, crc, now))
                 pool.set_used(block, True)
             if defer_sync and self.flusher.fsync:
-                unsynced = tuple(pool.sync_data for pool in pools.values())
+                unsynced = tuple(pool.owed_sync() for pool in pools.values())
             else:
                 unsynced = ()
                 await self.flusher.commit(pool.fd for pool in pools.values())

@@ -30,9 +30,9 @@ async def test_put_syncs_its_pools_before_the_name_commits(disk_engine, monkeypa
     seen: list[tuple[int, bool]] = []
     real = Pool.sync_data
 
-    def sync_data(pool):
+    def sync_data(pool, mark):
         seen.append((pool.block_size, committed(disk_engine, "bkt", "dir/obj")))
-        real(pool)
+        real(pool, mark)
 
     monkeypatch.setattr(Pool, "sync_data", sync_data)
     data = os.urandom(129 * 1024)
@@ -48,9 +48,9 @@ async def test_copy_syncs_before_naming_too(disk_engine, monkeypatch):
     seen = []
     real = Pool.sync_data
 
-    def sync_data(pool):
+    def sync_data(pool, mark):
         seen.append(committed(disk_engine, "bkt", "dst"))
-        real(pool)
+        real(pool, mark)
 
     monkeypatch.setattr(Pool, "sync_data", sync_data)
     await disk_engine.copy_object("bkt", "src", "bkt", "dst")
@@ -74,9 +74,9 @@ async def test_upload_part_syncs_before_the_part_is_recorded(disk_engine, monkey
     seen = []
     real = Pool.sync_data
 
-    def sync_data(pool):
+    def sync_data(pool, mark):
         seen.append(part_recorded(disk_engine, "bkt", "mp", upload.upload_id, 1))
-        real(pool)
+        real(pool, mark)
 
     monkeypatch.setattr(Pool, "sync_data", sync_data)
     await disk_engine.upload_part("bkt", "mp", upload.upload_id, 1, b"p" * 10_000)
@@ -87,7 +87,7 @@ async def test_upload_part_syncs_before_the_part_is_recorded(disk_engine, monkey
 async def test_a_failed_part_sync_records_no_part(disk_engine, monkeypatch):
     upload = await disk_engine.create_upload("bkt", "mp", owner="alice")
 
-    def broken(pool):
+    def broken(pool, mark):
         raise OSError(errno.EIO, "Input/output error")
 
     monkeypatch.setattr(Pool, "sync_data", broken)
@@ -104,7 +104,7 @@ async def test_a_failed_part_sync_records_no_part(disk_engine, monkeypatch):
 async def test_a_failed_data_sync_fails_the_put_and_names_nothing(disk_engine, monkeypatch):
     await disk_engine.put_object("bkt", "k", b"old")
 
-    def broken(pool):
+    def broken(pool, mark):
         raise OSError(errno.EIO, "Input/output error")
 
     monkeypatch.setattr(Pool, "sync_data", broken)
