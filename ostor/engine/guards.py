@@ -13,6 +13,7 @@ guard that expired is never revived: the create fails instead.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections import deque
 from typing import Any
@@ -57,7 +58,7 @@ class GuardPool:
             refill = self._refills.get(key)
             if refill is None and len(free) < self.batch // 2:
                 refill = self._refills[key] = asyncio.ensure_future(self._refill(key, name_server, os_id))
-                refill.add_done_callback(self._refilled)
+                refill.add_done_callback(functools.partial(self._refilled, key))
             if got is not None:
                 return got
             assert refill is not None
@@ -68,12 +69,10 @@ class GuardPool:
         expires_at = await name_server.guard_many(os_id, ids, self.ttl)
         self._free[key].extend((object_id, expires_at) for object_id in ids)
 
-    def _refilled(self, task: asyncio.Task) -> None:
-        for key, running in list(self._refills.items()):
-            if running is task:
-                del self._refills[key]
+    def _refilled(self, key: tuple[int, int], task: asyncio.Task) -> None:
+        del self._refills[key]
         if not task.cancelled():
-            task.exception()  # retrieved: a takers' await raises it; a background failure is retried
+            task.exception()  # retrieved: a waiting take raises it; the next take starts a new refill
 
     def needs_renewal(self, expires_at: float) -> bool:
         """Whether a stream holding a guard that expires at ``expires_at`` should renew it now."""

@@ -378,10 +378,12 @@ class Pool:
         # The real size, not a remembered one: zeros must never land on written bytes.
         size = self.file_size()
         if size < end:
-            target = end + ZERO_AHEAD
-            os.pwrite(self.fd, bytes(target - size), size)
+            try:
+                os.pwrite(self.fd, bytes(end + ZERO_AHEAD - size), size)
+            except OSError:
+                return  # e.g. no room for the zeros: the block's own write extends the file, or fails
             self.pwrites += 1
-            size = target
+            size = self.file_size()  # a short write extends less
         self._zeroed_to = size
 
     def lowest_free(self) -> int | None:

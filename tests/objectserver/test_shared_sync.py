@@ -150,3 +150,21 @@ def test_a_failed_sync_poisons_the_file(monkeypatch):
     with pytest.raises(OSError) as again:
         sync.sync(sync.mark())
     assert again.value is first.value and calls == [7]
+
+
+async def test_no_room_for_the_zeros_still_stores_the_object(server, monkeypatch):
+    from ostor.objectserver import pool as pool_module
+
+    real = os.pwrite
+
+    def pwrite(fd, data, offset):
+        if len(data) >= ZERO_AHEAD:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd, data, offset)
+
+    monkeypatch.setattr(pool_module.os, "pwrite", pwrite)
+    data = payload(4 * KiB)
+    oid = await put(server, data)
+    pool = _pool(server, 4 * KiB)
+    assert pool.file_size() == pool.data_offset(0) + 4 * KiB  # grown by the block's own write
+    assert await get(server, oid) == data
