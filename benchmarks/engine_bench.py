@@ -6,8 +6,10 @@ Prints, as its last line:
 put_4k is durable (every create fdatasync'd, group-committed) with 32 concurrent
 writers, the median of three runs. get_256m reads the large object a second time
 (page cache warm; full 8 MiB pieces are written with O_DIRECT, so the first read
-comes from the disk and is printed beside it). space_overhead is (pool files + name-server databases, as allocated on
-disk) / (logical object bytes) - 1 for the mixed size distribution below.
+comes from the disk and is printed beside it). space_overhead is (pool files +
+name-server databases, as allocated on disk) / (logical object bytes) - 1 for the
+mixed size distribution below; it includes the zeros that pools of small blocks
+write ahead of need (at most 256 KiB per such pool, see ostor.objectserver.pool).
 The disk itself is measured with dd (O_DIRECT + fdatasync) and printed beside.
 """
 
