@@ -167,11 +167,16 @@ class ObjectOps:
             raise BadDigest()
         os_id, name_server, object_server = self._services_for(bucket, key, part)
         object_id, _ = await self.guards.take(name_server, os_id)
+        stream = frames_from_bytes(body)
         try:
-            result = await self._create(object_server, object_id, frames_from_bytes(body), defer_sync)
+            result = await self._create(object_server, object_id, stream, defer_sync)
         except BaseException:
             await asyncio.shield(name_server.release_guard(object_id))
             raise
+        finally:
+            # The create stops at the end-of-data frame: closed here, the generator needs no
+            # finaliser task from the loop (and no cross-thread wake-up) per put.
+            await stream.aclose()
         return StoredData(Segment(os_id, object_id, result.size), md5.hexdigest(), object_id, result.unsynced)
 
     async def commit_name(self, record: ObjectRecord, stored: StoredData | None,
