@@ -54,6 +54,7 @@ class NameServer:
                                          on_commit=self.records.invalidate)
         self._gc_lock = asyncio.Lock()
         self._closed = False
+        self._closing = False
         self.gc_worker = Worker(f"ns-{format_id(service_id)}-gc", self._gc_step, config.gc_interval)
         self.guard_worker = Worker(f"ns-{format_id(service_id)}-guards", self._guard_step,
                                    config.guard_expiry_interval)
@@ -102,11 +103,13 @@ class NameServer:
 
     async def close(self) -> None:
         """Stop the workers, finish queued writes, close the database and release the lock."""
-        if self._closed:
+        if self._closing:
             return
-        self._closed = True
+        self._closing = True
+        # Workers first: a step still running once requests are refused would fail, and log it.
         await self.guard_worker.stop()
         await self.gc_worker.stop()
+        self._closed = True
         await self._writer.close()
         if self._rconn is not None:
             self._rconn.close()

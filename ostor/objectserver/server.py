@@ -117,6 +117,7 @@ class ObjectServer(CreateMixin, MaintenanceMixin, LeaseMixin):
         self._inflight = 0
         self._idle: asyncio.Event | None = None
         self._closed = False
+        self._closing = False
         # Object servers of one process may share a flusher: one round then syncs the
         # files of all of them, so concurrent writers share even more fdatasyncs.
         self._owns_flusher = flusher is None
@@ -182,12 +183,14 @@ class ObjectServer(CreateMixin, MaintenanceMixin, LeaseMixin):
 
     async def close(self) -> None:
         """Stop workers, wait for in-flight writes, close the pool files, release the lock."""
-        if self._closed:
+        if self._closing:
             return
-        self._closed = True
-        self.release_all_leases()
+        self._closing = True
+        # Workers first: a step still running once requests are refused would fail, and log it.
         await self.gc_worker.stop()
         await self.defrag_worker.stop()
+        self._closed = True
+        self.release_all_leases()
         while self._inflight:
             self._idle = asyncio.Event()
             await self._idle.wait()

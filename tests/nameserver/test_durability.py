@@ -150,3 +150,21 @@ async def test_throughput_numbers(ns):
     dt2 = time.perf_counter() - t2
     print(f"\nguard+create_name, 32 callers: {640 / dt:.0f} objects/s ({ns.transactions} txns); "
           f"lookup: {n / dt2:.0f}/s ({dt2 / n * 1e6:.1f} us)")
+
+
+async def test_close_stops_the_workers_before_refusing_their_requests(ns):
+    """A GC step that goes on while close() runs finishes normally instead of failing noisily."""
+    await ns.start()
+    await ns._gc_lock.acquire()
+    ns.gc_worker.wake()
+    await asyncio.sleep(0.05)  # the GC step now waits for the lock
+    real_stop = ns.guard_worker.stop
+
+    async def stop_guard_worker():
+        ns._gc_lock.release()  # the GC step resumes while close() is under way
+        await asyncio.sleep(0.05)
+        await real_stop()
+
+    ns.guard_worker.stop = stop_guard_worker
+    await ns.close()
+    assert ns.gc_worker.stats.errors == 0, ns.gc_worker.stats.last_error

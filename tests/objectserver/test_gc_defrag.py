@@ -7,6 +7,7 @@ import asyncio
 from ostor.common.errors import TruncatedStreamError
 from ostor.common.ids import new_object_id
 from ostor.objectserver.server import ObjectServer
+from ostor.objectserver.types import ObjectServerConfig
 
 import pytest
 
@@ -234,3 +235,24 @@ async def test_cancelled_large_create_leaves_nothing(server):
             break
         await asyncio.sleep(0.01)
     assert server.usage()["used_blocks"] == 0
+
+
+async def test_close_stops_the_workers_before_refusing_their_requests(service_dir):
+    """A defragmentation step that runs while close() is under way finishes normally."""
+    config = ObjectServerConfig(fsync=False, gc_interval=3600, defrag_interval=3600, defrag_min_free=1)
+    srv = await ObjectServer.open(service_dir, SERVICE_ID, config)
+    await srv.start()
+    ids = [await put(srv, payload(4096)) for _ in range(8)]
+    await srv.delete(ids[:4])
+    await srv.collect_garbage()  # four holes below four live blocks: worth moving
+    real_stop = srv.gc_worker.stop
+
+    async def stop_gc_worker():
+        srv.defrag_worker.wake()
+        await asyncio.sleep(0.1)  # the defragmenter moves blocks while close() runs
+        await real_stop()
+
+    srv.gc_worker.stop = stop_gc_worker
+    await srv.close()
+    assert srv.defrag_worker.stats.steps >= 1
+    assert srv.defrag_worker.stats.errors == 0, srv.defrag_worker.stats.last_error
