@@ -46,6 +46,31 @@ async def frames_from_chunks(
     yield Frame(bytes(buf), True)
 
 
+class OneFrame:
+    """An in-memory payload of at most one frame, as a frame stream.
+
+    A plain async iterator, not an async generator: nothing to close when the
+    consumer stops at the end-of-data frame, and no generator bookkeeping in the
+    event loop, for the one frame a small PUT sends.
+    """
+
+    __slots__ = ("_frame",)
+
+    def __init__(self, data: bytes | bytearray | memoryview) -> None:
+        if len(data) > FRAME_SIZE:
+            raise ValueError(f"{len(data)} bytes do not fit one frame")
+        self._frame: Frame | None = Frame(memoryview(data), True)
+
+    def __aiter__(self) -> "OneFrame":
+        return self
+
+    async def __anext__(self) -> Frame:
+        frame, self._frame = self._frame, None
+        if frame is None:
+            raise StopAsyncIteration
+        return frame
+
+
 async def frames_from_bytes(data: bytes, frame_size: int = FRAME_SIZE) -> AsyncIterator[Frame]:
     """Frames for an in-memory payload (tests, small internal objects)."""
     view = memoryview(data)

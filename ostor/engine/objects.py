@@ -13,7 +13,7 @@ from typing import Any
 from ostor.common.errors import (
     BadDigest, EntityTooLarge, GuardMissingError, InvalidRange, MethodNotAllowed, NoSuchKey, RequestTimeout,
 )
-from ostor.common.frames import FRAME_SIZE, Frame, frames_from_bytes
+from ostor.common.frames import FRAME_SIZE, Frame, OneFrame
 from ostor.common.hashing import HASH_BATCH_BYTES, DigestPipe
 from ostor.engine.guards import GuardPool
 from ostor.engine.naming import validate_key, validate_version_id
@@ -167,16 +167,11 @@ class ObjectOps:
             raise BadDigest()
         os_id, name_server, object_server = self._services_for(bucket, key, part)
         object_id, _ = await self.guards.take(name_server, os_id)
-        stream = frames_from_bytes(body)
         try:
-            result = await self._create(object_server, object_id, stream, defer_sync)
+            result = await self._create(object_server, object_id, OneFrame(body), defer_sync)
         except BaseException:
             await asyncio.shield(name_server.release_guard(object_id))
             raise
-        finally:
-            # The create stops at the end-of-data frame: closed here, the generator needs no
-            # finaliser task from the loop (and no cross-thread wake-up) per put.
-            await stream.aclose()
         return StoredData(Segment(os_id, object_id, result.size), md5.hexdigest(), object_id, result.unsynced)
 
     async def commit_name(self, record: ObjectRecord, stored: StoredData | None,

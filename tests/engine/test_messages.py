@@ -7,7 +7,8 @@ import os
 import pytest
 
 from ostor.common.errors import GuardMissingError, NoSuchKey, PreconditionFailed, TruncatedStreamError
-from ostor.common.frames import Frame
+from ostor.common.frames import FRAME_SIZE, Frame, OneFrame
+from ostor.common.hashing import HASH_BATCH_BYTES
 from ostor.common.ids import new_object_id
 from ostor.engine.engine import Engine
 from ostor.engine.services import ServiceConfig
@@ -94,3 +95,12 @@ async def test_frames_stream_with_end_of_data(engine):
     with pytest.raises(ConnectionResetError):  # the caller's own error stays the caller's
         await client.create(new_object_id(), broken())
     assert await client.delete([oid]) == 1
+
+
+async def test_one_frame_is_a_whole_small_payload():
+    assert HASH_BATCH_BYTES <= FRAME_SIZE  # the engine's small bodies always fit one frame
+    frames = [frame async for frame in OneFrame(b"abc")]
+    assert [(bytes(f.data), f.eod) for f in frames] == [(b"abc", True)]
+    assert [(bytes(f.data), f.eod) async for f in OneFrame(b"")] == [(b"", True)]
+    with pytest.raises(ValueError):
+        OneFrame(bytes(FRAME_SIZE + 1))
