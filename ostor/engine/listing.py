@@ -6,11 +6,17 @@ emits each common prefix once even when several shards hold names under it,
 and stops at ``limit`` entries. Truncation is exact: a listing is truncated
 only when a further *distinct* entry exists, so a page never ends with a
 promise of more that the next page cannot keep.
+
+Shards are read in growing steps, not a whole page each: the names of one
+directory live on one shard, so a page of a recursive listing mostly comes
+from one or two shards, and a full page from every shard would read and
+decode up to four times the rows the page shows.
 """
 
 from __future__ import annotations
 
 import heapq
+import math
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,20 +27,24 @@ from ostor.nameserver.records import ListEntry, ListPage
 PageFetcher = Callable[[object, int], Awaitable[ListPage]]
 #: Where a shard resumes after the given entry.
 ResumeKey = Callable[[ListEntry], object]
+#: The smallest first read of a shard (each read is a name-server round trip).
+MIN_FIRST_FETCH = 32
 
 
 @dataclass
 class _Shard:
     fetch: PageFetcher
     resume: object
+    step: int  # rows the next read asks for (doubles after each read)
     buffer: deque = field(default_factory=deque)
     more: bool = True
 
-    async def fill(self, want: int, resume_key: ResumeKey) -> None:
-        """Fetch one more page when the buffer ran dry and the shard has more."""
+    async def fill(self, need: int, resume_key: ResumeKey) -> None:
+        """Fetch more rows (at most ``need``) when the buffer ran dry and the shard has more."""
         if self.buffer or not self.more:
             return
-        page = await self.fetch(self.resume, want)
+        page = await self.fetch(self.resume, max(1, min(need, self.step)))
+        self.step *= 2
         self.buffer.extend(page.entries)
         self.more = page.truncated and bool(page.entries)
         if page.entries:
@@ -64,14 +74,17 @@ async def merge_pages(
     if limit <= 0:
         return MergedPage([], False)
     want = limit + 1
-    shards = [_Shard(fetch, start) for fetch in fetchers]
+    first = min(want, max(MIN_FIRST_FETCH, math.ceil(want / max(1, len(fetchers))) + 1))
+    shards = [_Shard(fetch, start, first) for fetch in fetchers]
     heap: list[tuple[str, int, int]] = []
     seq = 0
+    entries: list[ListEntry] = []
+    last_prefix: str | None = None
 
     async def push_next(index: int) -> None:
         nonlocal seq
         shard = shards[index]
-        await shard.fill(want, resume_key)
+        await shard.fill(want - len(entries), resume_key)
         if shard.buffer:
             heapq.heappush(heap, (shard.buffer[0].key, index, seq))
             seq += 1
@@ -79,8 +92,6 @@ async def merge_pages(
     for index in range(len(shards)):
         await push_next(index)
 
-    entries: list[ListEntry] = []
-    last_prefix: str | None = None
     while heap:
         key, index, _ = heap[0]
         entry = shards[index].buffer[0]

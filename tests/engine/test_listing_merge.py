@@ -5,7 +5,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ostor.engine.listing import merge_pages
+from ostor.engine.listing import MIN_FIRST_FETCH, merge_pages
 from ostor.nameserver.records import ListEntry, ListPage, ObjectRecord
 
 from .s3model import model_entries
@@ -64,3 +64,16 @@ async def test_common_prefix_spanning_shards_is_emitted_once():
 async def test_zero_limit():
     page = await merge_pages([_shard_fetcher(["a"], "", "", [])], "", 0, lambda e: e.key)
     assert page.entries == [] and not page.truncated
+
+
+async def test_a_page_from_one_shard_reads_little_of_the_others():
+    """A recursive listing's page mostly comes from one shard (one directory): the other
+    shards are read in small steps, not a whole page each."""
+    limit = 100
+    shards = [[f"d/{i:04d}" for i in range(1000)]] + [[f"e{n}/{i:04d}" for i in range(1000)] for n in range(3)]
+    calls = [[] for _ in shards]
+    fetchers = [_shard_fetcher(keys, "", "", c) for keys, c in zip(shards, calls)]
+    page = await merge_pages(fetchers, "", limit, lambda e: e.key)
+    assert [e.key for e in page.entries] == shards[0][:limit] and page.truncated
+    assert sum(map(sum, calls)) <= 2 * (limit + 1)
+    assert all(sum(c) <= MIN_FIRST_FETCH for c in calls[1:])
