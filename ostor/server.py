@@ -11,6 +11,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from ostor.common.gctune import tune_for_serving
 from ostor.gateway.app import Gateway
 from ostor.admin.service import start_admin
 from ostor.gateway.context import GatewayConfig
@@ -81,6 +82,7 @@ async def serve(options: ServerOptions, say: Callable[[str], None] = print) -> N
         site = web.TCPSite(runner, options.host, options.port, reuse_address=True, shutdown_timeout=10)
         await site.start()
         host, port = runner.addresses[0][:2]
+        tune_for_serving()
         shown = f"[{host}]" if ":" in host else host
         say(banner(f"http://{shown}:{port}", access_key, secret))
         stop = asyncio.Event()

@@ -35,6 +35,7 @@ from typing import Any
 from aiohttp import web
 
 from ostor.common.errors import ServiceUnavailableError
+from ostor.common.gctune import tune_for_serving
 from ostor.gateway.app import Gateway
 from ostor.gateway.context import GatewayConfig
 from ostor.gateway.users import UserStore
@@ -175,6 +176,7 @@ async def serve_workers(options: ServerOptions, say: Callable[[str], None] = pri
                 "log_level": logging.getLogger().getEffectiveLevel()}
         pool = GatewayPool(spec, options.workers)
         await pool.start()
+        tune_for_serving()
         shown = f"[{options.host}]" if ":" in options.host else options.host
         say(banner(f"http://{shown}:{port}", access_key, secret))
         await stop.wait()
@@ -209,6 +211,7 @@ async def serve_gateway(spec: dict[str, Any]) -> None:
         await runner.setup()
         await web.TCPSite(runner, spec["host"], spec["port"], reuse_address=True, reuse_port=True,
                           shutdown_timeout=10).start()
+        tune_for_serving()
         os.write(1, READY + b"\n")
         os.dup2(2, 1)  # nobody reads our stdout any more: a full pipe must never block us
         while not stop.is_set():
