@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 DATA ?= ./data
 
-.PHONY: run test bench bench-engine lint clean venv debian-deps
+.PHONY: run test bench bench-engine bench-listing lint clean venv debian-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ test: $(TEST_STAMP) debian-deps
 bench: $(TEST_STAMP) debian-deps
 	$(PY) benchmarks/gateway_bench.py
 	$(PY) benchmarks/multipart_bench.py
+
+bench-listing: $(TEST_STAMP)
+	$(PY) benchmarks/listing_bench.py
 
 bench-engine: $(STAMP)
 	$(PY) benchmarks/engine_bench.py
