@@ -11,6 +11,8 @@ name-server databases, as allocated on disk) / (logical object bytes) - 1 for th
 mixed size distribution below; it includes the zeros that pools of small blocks
 write ahead of need (at most 256 KiB per such pool, see ostor.objectserver.pool).
 The disk itself is measured with dd (O_DIRECT + fdatasync) and printed beside.
+The process runs with the garbage-collector settings of ``ostor server``
+(ostor.common.gctune).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from ostor.common.gctune import tune_for_serving
 from ostor.engine.engine import Engine
 
 MiB = 1 << 20
@@ -126,6 +129,7 @@ async def main() -> None:
     try:
         print("disk (dd, 1 GiB, O_DIRECT, fdatasync):", disk_figure(base), flush=True)
         async with await Engine.open(base / "speed") as engine:
+            tune_for_serving()  # the collector settings `ostor server` runs the engine with
             await engine.create_bucket("bench", "bench")
             # The median of three runs, each creating new objects: one run varies by ±15% here.
             runs = [await put_small(engine, args.small, args.writers, os.urandom(4096), i * args.small)
