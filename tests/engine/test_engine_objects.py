@@ -136,6 +136,29 @@ async def test_versioning(engine):
     assert await _read(engine, "v") == b"two"
 
 
+async def test_version_pages_walk_keys_with_more_versions_than_one_shard_read(engine):
+    """Shards are read in steps (ostor.engine.listing): a key with more versions than a
+    step spans reads, and every page size walks every version once, newest first."""
+    await engine.update_bucket("bkt", versioning=Versioning.ENABLED)
+    many = [(await engine.put_object("bkt", "a/many", str(i).encode())).version_id for i in range(80)]
+    others = [f"{d}/k{i}" for d in "bcd" for i in range(12)]
+    for key in others:
+        await engine.put_object("bkt", key, b"x")
+    expected = [("a/many", v) for v in reversed(many)] + [(k, None) for k in sorted(others)]
+    for max_keys in (1000, 7, 33, 64):
+        walked, key_marker, version_marker = [], "", ""
+        while True:
+            page = await engine.list_versions("bkt", key_marker=key_marker, version_id_marker=version_marker,
+                                              max_keys=max_keys)
+            walked += [(r.key, r.version_id) for r in page.versions]
+            if not page.truncated:
+                break
+            key_marker, version_marker = page.next_key_marker, page.next_version_marker
+        assert [k for k, _ in walked] == [k for k, _ in expected]
+        assert [v for _, v in walked[:80]] == [v for _, v in expected[:80]]
+        assert len(set(walked)) == len(walked)
+
+
 async def test_listing_across_name_servers_matches_model(engine):
     keys = [f"{d}/{s}/{n}" for d in ("a", "b", "c/d", "é") for s in ("x", "y", "z") for n in range(4)]
     keys += ["a", "b/", "top1", "top2"]
