@@ -31,6 +31,7 @@ import tempfile
 import textwrap
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -133,6 +134,25 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
+def start_server(workdir: Path, data: Path | None = None, args: Sequence[str] = (),
+                 launcher: Sequence[str] = ("-m", "ostor.cli")) -> tuple[subprocess.Popen, str]:
+    """`ostor server` on a free port of 127.0.0.1 with the bench keys, its log in
+    ``workdir/server.log``; returns the process and its endpoint once it answers."""
+    port = free_port()
+    env = dict(os.environ, OSTOR_ROOT_ACCESS_KEY=ACCESS_KEY, OSTOR_ROOT_SECRET_KEY=SECRET_KEY)
+    with open(workdir / "server.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, *launcher, "server", str(data or workdir / "data"),
+                                 "--address", f"127.0.0.1:{port}", *args],
+                                env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base + "/minio/health/ready", proc)
+    except BaseException:
+        stop(proc)
+        raise
+    return proc, base
+
+
 #: wrk threads: one thread drives 16 connections at well over 15,000 requests/s and leaves the
 #: second core of a 2-core machine to the server (--wrk-threads changes it).
 WRK_THREADS = 1
@@ -229,15 +249,8 @@ def presigner(endpoint: str):
 
 def gateway_figures(workdir: Path, seconds: int, big: Path, count: int, workers: int = 1) -> str:
     """Start `ostor server` (``--workers``), run the load, return the figures line."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = dict(os.environ, OSTOR_ROOT_ACCESS_KEY=ACCESS_KEY, OSTOR_ROOT_SECRET_KEY=SECRET_KEY)
-    log = open(workdir / "server.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "ostor.cli", "server", str(workdir / "data"),
-                             "--address", f"127.0.0.1:{port}", "--workers", str(workers)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc, base = start_server(workdir, args=("--workers", str(workers)))
     try:
-        wait_ready(base + "/minio/health/ready", proc)
         while b"ostor S3 endpoint" not in (workdir / "server.log").read_bytes():  # every gateway listens
             if proc.poll() is not None:
                 raise RuntimeError(f"server exited with {proc.returncode}")
@@ -271,7 +284,6 @@ def gateway_figures(workdir: Path, seconds: int, big: Path, count: int, workers:
         return f"gateway: put_4k={put_4k:.0f} get_4k={get_4k:.0f} put_1g={put_1g:.0f} get_1g={get_1g:.0f}"
     finally:
         stop(proc)
-        log.close()
 
 
 def main() -> None:

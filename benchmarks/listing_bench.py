@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -101,14 +99,8 @@ def main() -> int:
             start = time.perf_counter()
             asyncio.run(populate(data, args.keys, args.dirs))
             print(f"wrote {args.keys} keys in {time.perf_counter() - start:.0f} s", flush=True)
-        port = gb.free_port()
-        base = f"http://127.0.0.1:{port}"
-        env = dict(os.environ, OSTOR_ROOT_ACCESS_KEY=gb.ACCESS_KEY, OSTOR_ROOT_SECRET_KEY=gb.SECRET_KEY)
-        with open(workdir / "server.log", "wb") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "ostor.cli", "server", str(data), "--address",
-                                     f"127.0.0.1:{port}"], env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc, base = gb.start_server(workdir, data)
         try:
-            gb.wait_ready(base + "/minio/health/ready", proc)
             s3 = gb.presigner(base)
             url = lambda **kw: s3.generate_presigned_url(  # noqa: E731
                 "list_objects_v2", Params={"Bucket": BUCKET, **kw}, ExpiresIn=3600)

@@ -36,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import rawhttp
-from gateway_bench import ACCESS_KEY, SECRET_KEY, MiB, free_port, presigner, stop, wait_ready  # noqa: E402
+from gateway_bench import MiB, presigner, start_server as start_bench_server, stop  # noqa: E402
 
 BUCKET = "mpbench"
 #: Runs `ostor server` with S3's 5 MiB part minimum lowered (see the module docstring).
@@ -46,15 +46,7 @@ LOW_MINIMUM_SERVER = ("import sys, ostor.engine.multipart as m; m.MIN_PART_SIZE 
 
 def start_server(workdir: Path) -> tuple[subprocess.Popen, str]:
     """`ostor server` on a free port (the part minimum lowered for the 10,000-part upload)."""
-    port = free_port()
-    env = dict(os.environ, OSTOR_ROOT_ACCESS_KEY=ACCESS_KEY, OSTOR_ROOT_SECRET_KEY=SECRET_KEY)
-    log = open(workdir / "server.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-c", LOW_MINIMUM_SERVER, "server", str(workdir / "data"),
-                             "--address", f"127.0.0.1:{port}"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    log.close()
-    base = f"http://127.0.0.1:{port}"
-    wait_ready(base + "/minio/health/ready", proc)
-    return proc, base
+    return start_bench_server(workdir, launcher=("-c", LOW_MINIMUM_SERVER))
 
 
 def complete_xml(etags: list[str]) -> bytes:

@@ -13,9 +13,7 @@ Prints, as its last line:
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -40,16 +38,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=8, help="wrk duration per phase")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="ostor-soak-"))
-    port = gb.free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = dict(os.environ, OSTOR_ROOT_ACCESS_KEY=gb.ACCESS_KEY, OSTOR_ROOT_SECRET_KEY=gb.SECRET_KEY)
     try:
-        with open(workdir / "server.log", "wb") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "ostor.cli", "server", str(workdir / "data"),
-                                     "--address", f"127.0.0.1:{port}"], env=env, stdout=log,
-                                    stderr=subprocess.STDOUT)
+        proc, base = gb.start_server(workdir)
         try:
-            gb.wait_ready(base + "/minio/health/ready", proc)
             s3 = gb.presigner(base)
             s3.create_bucket(Bucket=gb.BUCKET)
 
