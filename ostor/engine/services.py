@@ -15,7 +15,7 @@ from typing import Any
 
 from ostor.engine.placement import Placement
 from ostor.engine.volume import VolumeLayout
-from ostor.nameserver.server import NameServer, NameServerConfig
+from ostor.nameserver.server import CommitThread, NameServer, NameServerConfig
 from ostor.objectserver.flush import GroupCommit
 from ostor.objectserver.server import ObjectServer, ObjectServerConfig
 
@@ -84,6 +84,7 @@ class LocalServices(ServiceLookup):
     local_object_servers: dict[int, Any] = field(default_factory=dict)
     _started: bool = field(default=False, repr=False)
     _flusher: GroupCommit | None = field(default=None, repr=False)
+    _committer: CommitThread | None = field(default=None, repr=False)
 
     @classmethod
     async def open(cls, data_dir: Path, config: ServiceConfig | None = None,
@@ -110,13 +111,17 @@ class LocalServices(ServiceLookup):
         # The object servers of one process share one flusher: its rounds are bigger.
         os_config = config.object_server or ObjectServerConfig()
         services._flusher = GroupCommit(os_config.fsync)
+        # One commit thread for all name servers: fewer threads taking the GIL from the loop
+        # (see ostor.nameserver.committer).
+        services._committer = CommitThread("ns-commit")
         try:
             for os_id in layout.object_servers:
                 services.local_object_servers[os_id] = await ObjectServer.open(
                     layout.service_dir(os_id), os_id, os_config, flusher=services._flusher)
             for ns_id in layout.name_servers:
                 services.local_name_servers[ns_id] = await NameServer.open(
-                    layout.service_dir(ns_id), ns_id, services.object_server, config.name_server)
+                    layout.service_dir(ns_id), ns_id, services.object_server, config.name_server,
+                    services._committer)
         except BaseException:
             await services.close()
             raise
@@ -169,6 +174,9 @@ class LocalServices(ServiceLookup):
         for services in (self.name_servers, self.object_servers,
                          self.local_name_servers, self.local_object_servers):
             services.clear()
+        if self._committer is not None:
+            self._committer.close()  # after the name servers: their last batches commit here
+            self._committer = None
         if self._flusher is not None:
             await self._flusher.close()
             self._flusher = None

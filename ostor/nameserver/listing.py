@@ -14,6 +14,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 
 from .codec import OBJECT_COLS
+from .versions import version_row
 
 Row = tuple
 #: A listing item: (key or common prefix as bytes, row or None for a common prefix).
@@ -144,10 +145,9 @@ def list_versions(conn: sqlite3.Connection, bucket: str, prefix: str, delimiter:
     chunk = max(2, min(CHUNK, limit + 1))
     after_vseq = None
     if kb and version_marker:
-        row = conn.execute("SELECT vseq FROM objects WHERE bucket=? AND key=? AND version_id=?",
-                           (bucket, kb, version_marker)).fetchone()
+        row = version_row(conn, bucket, kb, version_marker)
         if row is not None:
-            after_vseq = row[0]
+            after_vseq = row[1]
     if after_vseq is not None and kb >= pb:
         rows = scan_versions(conn, bucket, kb, after_vseq, hi, chunk)
     else:

@@ -6,8 +6,6 @@ functions take a connection and run wherever the caller is.
 
 from __future__ import annotations
 
-import base64
-import os
 import sqlite3
 import time
 
@@ -18,6 +16,7 @@ from . import codec
 from .codec import OBJECT_COLS
 from .records import NULL_VERSION, DeleteOutcome, ObjectRecord, Versioning, WriteCondition
 from .txn import Txn
+from .versions import new_version_id, version_row
 from .writer import Fail
 
 #: ObjectRecord fields update_record may change (never the data link or identity).
@@ -25,12 +24,6 @@ UPDATABLE = frozenset({"acl", "tags", "metadata", "headers", "content_type", "st
                        "checksums", "checksum_type", "owner"})
 
 _SQL_LATEST = f"SELECT {OBJECT_COLS} FROM objects WHERE bucket=? AND key=? ORDER BY vseq LIMIT 1"
-_SQL_VERSION = f"SELECT {OBJECT_COLS} FROM objects WHERE bucket=? AND key=? AND version_id=?"
-
-
-def new_version_id(ns: int) -> str:
-    """An opaque, URL-safe, unique version id (timestamp + randomness)."""
-    return base64.urlsafe_b64encode(ns.to_bytes(8, "big") + os.urandom(7)).decode().rstrip("=")
 
 
 def etag_matches(wanted: str, etag: str) -> bool:
@@ -63,7 +56,7 @@ def lookup(conn: sqlite3.Connection, bucket: str, key: str, version_id: str | No
         if row is None:
             raise NoSuchKey(Key=key)
     else:
-        row = conn.execute(_SQL_VERSION, (bucket, key.encode(), version_id)).fetchone()
+        row = version_row(conn, bucket, key.encode(), version_id)
         if row is None:
             raise NoSuchVersion(Key=key, VersionId=version_id)
     return codec.decode_object(bucket, row)
@@ -112,7 +105,7 @@ def commit_version(t: Txn, rec: ObjectRecord, versioning: Versioning, op: str = 
             drop_row(t, bucket, newest, promote=False)
             newest = None  # no other row was latest
         elif newest is not None:
-            old = t.execute(_SQL_VERSION, (bucket, kb, NULL_VERSION)).fetchone()
+            old = version_row(t, bucket, kb, NULL_VERSION)
             if old is not None:
                 drop_row(t, bucket, old, promote=False)
     if newest is not None:
@@ -162,7 +155,7 @@ def delete_name(t: Txn, bucket: str, key: str, version_id: str | None, versionin
     kb = key.encode()
     if version_id is None:
         if versioning == Versioning.NONE:
-            row = t.execute(_SQL_VERSION, (bucket, kb, NULL_VERSION)).fetchone()
+            row = version_row(t, bucket, kb, NULL_VERSION)
             if row is not None:
                 drop_row(t, bucket, row)
                 t.log("delete", bucket, key, NULL_VERSION)
@@ -170,7 +163,7 @@ def delete_name(t: Txn, bucket: str, key: str, version_id: str | None, versionin
         # ENABLED: a new marker; SUSPENDED: a "null" marker that replaces the null version
         marker = commit_version(t, ObjectRecord(bucket=bucket, key=key, delete_marker=True), versioning)
         return DeleteOutcome(marker.version_id, True)
-    row = t.execute(_SQL_VERSION, (bucket, kb, version_id)).fetchone()
+    row = version_row(t, bucket, kb, version_id)
     if row is None:
         return DeleteOutcome(version_id, False)
     drop_row(t, bucket, row)
@@ -189,7 +182,7 @@ def update_record(t: Txn, bucket: str, key: str, version_id: str | None, fields:
         if row is None or row[4]:
             raise NoSuchKey(Key=key)
     else:
-        row = t.execute(_SQL_VERSION, (bucket, kb, version_id)).fetchone()
+        row = version_row(t, bucket, kb, version_id)
         if row is None:
             raise NoSuchVersion(Key=key, VersionId=version_id)
         if row[4]:

@@ -22,7 +22,10 @@ DB_NAME = "names.db"
 #: 2: a data object without a ``segments`` row is linked by exactly one version (fresh data
 #: writes no row). Version 1 rows mean the same under that rule, so the step rewrites nothing;
 #: the bump only keeps older builds (which read a missing row differently) away.
-FORMAT_VERSION = 2
+#: 3: no index on (bucket, key, version_id), nor on guards' expiry time. A version ID names
+#: its row's vseq (see versions.py), and the guards table holds only the guards in flight,
+#: so a scan of it is cheap. Each index cost every PUT a B-tree change and a page in its commit.
+FORMAT_VERSION = 3
 
 DDL = """
 CREATE TABLE meta (name TEXT PRIMARY KEY, value) WITHOUT ROWID;
@@ -43,7 +46,6 @@ CREATE TABLE objects (
     data BLOB NOT NULL,             -- msgpack of the cold fields (codec.py)
     PRIMARY KEY (bucket, key, vseq)
 ) WITHOUT ROWID;
-CREATE UNIQUE INDEX objects_version ON objects (bucket, key, version_id);
 -- current, visible keys only: list_names walks this and never sees old versions or markers
 CREATE INDEX objects_live ON objects (bucket, key) WHERE latest = 1 AND dm = 0;
 -- how many object versions link each data object (copy-in-place shares them); data
@@ -58,7 +60,6 @@ CREATE TABLE guards (
     os_id INTEGER NOT NULL,
     expires_at REAL NOT NULL
 ) WITHOUT ROWID;
-CREATE INDEX guards_expiry ON guards (expires_at);
 CREATE TABLE uploads (
     bucket TEXT NOT NULL,
     key BLOB NOT NULL,
@@ -105,7 +106,13 @@ INSERT INTO meta (name, value) VALUES ('clock', 0);
 #: MIGRATIONS[v] upgrades a database of format v to v + 1 inside one transaction.
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: lambda conn: None,
+    2: lambda conn: _drop_indexes(conn, "objects_version", "guards_expiry"),
 }
+
+
+def _drop_indexes(conn: sqlite3.Connection, *names: str) -> None:
+    for name in names:
+        conn.execute(f"DROP INDEX IF EXISTS {name}")
 
 
 def connect(path: Path, config: NameServerConfig, *, writer: bool) -> sqlite3.Connection:

@@ -24,6 +24,7 @@ from ostor.objectserver.types import SyncCalls
 from . import buckets, codec, gc, listing, multipart, objects, schema
 from .inventory import DataRef, inventory
 from .cache import RecordCache
+from .committer import CommitThread
 from .config import NameServerConfig
 from .lock import DirectoryLock
 from .records import (BucketRecord, BucketUsage, DeleteOutcome, ListEntry, ListPage, ObjectRecord,
@@ -31,7 +32,7 @@ from .records import (BucketRecord, BucketUsage, DeleteOutcome, ListEntry, ListP
 from .txn import Txn
 from .writer import GroupCommitWriter
 
-__all__ = ["DataRef", "NameServer", "NameServerConfig"]
+__all__ = ["CommitThread", "DataRef", "NameServer", "NameServerConfig"]
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,8 @@ class NameServer:
     """Names, versions, buckets, multipart tables, guards and GC of one NS service directory."""
 
     def __init__(self, directory: Path, service_id: int, os_resolver: Callable[[int], Any],
-                 config: NameServerConfig, lock: DirectoryLock, wconn, rconn) -> None:
+                 config: NameServerConfig, lock: DirectoryLock, wconn, rconn,
+                 committer: CommitThread | None = None) -> None:
         self.directory = directory
         self.service_id = service_id
         self.config = config
@@ -51,7 +53,7 @@ class NameServer:
         #: Current records for the lookup fast path (only with a reader connection of its own).
         self.records = RecordCache(config.record_cache_entries if rconn is not None else 0)
         self._writer = GroupCommitWriter(wconn, Txn(wconn), config.max_batch, name=f"ns-{format_id(service_id)}",
-                                         on_commit=self.records.invalidate)
+                                         on_commit=self.records.invalidate, committer=committer)
         self._gc_lock = asyncio.Lock()
         self._closed = False
         self._closing = False
@@ -69,8 +71,12 @@ class NameServer:
 
     @classmethod
     async def open(cls, directory: Path | str, service_id: int, os_resolver: Callable[[int], Any],
-                   config: NameServerConfig | None = None) -> NameServer:
-        """Lock and validate an existing service directory; CorruptStoreError if its database is not sound."""
+                   config: NameServerConfig | None = None, committer: CommitThread | None = None) -> NameServer:
+        """Lock and validate an existing service directory; CorruptStoreError if its database is not sound.
+
+        ``committer``: the commit thread to share with the process's other name servers
+        (see :mod:`.committer`); the name server makes its own without one.
+        """
         config = config or NameServerConfig()
         directory = Path(directory)
         if not directory.is_dir():
@@ -88,7 +94,7 @@ class NameServer:
             wconn = await asyncio.to_thread(_open)
             if config.journal_mode == "wal":
                 rconn = schema.connect(path, config, writer=False)
-            return cls(directory, service_id, os_resolver, config, lock, wconn, rconn)
+            return cls(directory, service_id, os_resolver, config, lock, wconn, rconn, committer)
         except BaseException:
             for conn in (rconn, wconn):
                 if conn is not None:

@@ -60,7 +60,8 @@ class GroupCommitWriter:
     """
 
     def __init__(self, conn: sqlite3.Connection, txn: Txn, max_batch: int = 1000, name: str = "ns-writer",
-                 on_commit: Callable[[set[tuple[str, bytes]]], None] | None = None) -> None:
+                 on_commit: Callable[[set[tuple[str, bytes]]], None] | None = None,
+                 committer: CommitThread | None = None) -> None:
         self._conn = conn
         self._txn = txn
         self._max_batch = max_batch
@@ -72,7 +73,10 @@ class GroupCommitWriter:
         #: The loop a batch chain runs on (None: idle); close() waits on ``_idle``.
         self._loop: asyncio.AbstractEventLoop | None = None
         self._idle: asyncio.Future | None = None
-        self._committer = CommitThread(f"{name}-commit", self._queued_syncs)
+        #: The thread running COMMITs: shared with other writers when given, else this writer's own.
+        self._owns_committer = committer is None
+        self._committer = CommitThread(f"{name}-commit") if committer is None else committer
+        self._committer.attach(self._queued_syncs)
         self._closed = False
         #: Transactions committed so far (group commit makes this far smaller than requests).
         self.transactions = 0
@@ -111,7 +115,9 @@ class GroupCommitWriter:
         if self._loop is not None:
             self._idle = asyncio.get_running_loop().create_future()
             await asyncio.shield(self._idle)
-        self._committer.close()
+        self._committer.detach(self._queued_syncs)
+        if self._owns_committer:
+            self._committer.close()
 
     # -- batches: statements on the loop, the commit in the writer's thread ----------------------
     # The drain is a chain of callbacks rather than a task: when a commit returns, its callback

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
 import sqlite3
+import threading
 
 import pytest
 
 from ostor.common.errors import NoSuchKey
 from ostor.engine.check import check_volume
+from ostor.engine.engine import Engine
+from ostor.engine.services import ServiceConfig
 from ostor.nameserver.schema import DB_NAME
 from ostor.objectserver.pool import Pool
 
@@ -120,3 +124,23 @@ async def test_a_failed_data_sync_fails_the_put_and_names_nothing(disk_engine, m
     await disk_engine.collect_garbage()
     report = await check_volume(disk_engine.services)
     assert report.clean and report.pending == 0, "\n".join(report.lines())
+
+
+def _commit_threads() -> list:
+    return [t for t in threading.enumerate() if t.name.endswith("-commit") and t.is_alive()]
+
+
+async def test_every_name_server_of_the_volume_commits_through_one_thread(tmp_path):
+    before = len(_commit_threads())
+    engine = await Engine.open(tmp_path / "data", ServiceConfig(ns_count=4, os_count=4), start_workers=False)
+    try:
+        assert len(_commit_threads()) == before + 1
+        await engine.create_bucket("bkt", "alice")
+        keys = [f"d{i}/k{i}" for i in range(40)]
+        used = {engine.services.placement.name_server_for("bkt", k) for k in keys}
+        assert len(used) == 4  # every name server takes part
+        await asyncio.gather(*(engine.put_object("bkt", k, k.encode()) for k in keys))
+        assert all(committed(engine, "bkt", k) for k in keys)
+    finally:
+        await engine.close()
+    assert len(_commit_threads()) == before  # closed with the volume, after its last commits

@@ -9,7 +9,14 @@ import threading
 
 import pytest
 
+from ostor.common.ids import ServiceType, make_service_id
 from ostor.nameserver.committer import CommitThread, OwedSyncs, run_owed
+from ostor.nameserver.records import Versioning
+from ostor.nameserver.server import NameServer
+
+from .conftest import put
+
+NS_IDS = {n: make_service_id(ServiceType.NS, n) for n in (1, 2)}
 
 
 @pytest.fixture
@@ -33,7 +40,8 @@ class Jobs:
     """Runs jobs on a CommitThread one by one and hands back what ``done`` got."""
 
     def __init__(self, waiting: list[OwedSyncs]) -> None:
-        self.thread = CommitThread("test-commit", lambda: list(waiting))
+        self.thread = CommitThread("test-commit")
+        self.thread.attach(lambda: list(waiting))
         self.outcomes: queue.SimpleQueue = queue.SimpleQueue()
 
     def commit(self, conn: sqlite3.Connection, value: int, owed: list[OwedSyncs]) -> BaseException | None:
@@ -114,3 +122,24 @@ def test_run_owed_raises_a_recorded_failure_without_calling_anything():
     with pytest.raises(OSError, match="earlier"):
         run_owed([OwedSyncs((lambda: called.append(2),)), failed])
     assert called == []
+
+
+async def test_a_shared_thread_keeps_committing_for_a_name_server_after_another_closed(tmp_path, fake_os):
+    shared = CommitThread("shared-commit")
+    servers = []
+    try:
+        for number in (1, 2):
+            directory = tmp_path / f"ns{number}"
+            NameServer.create_service(directory, NS_IDS[number])
+            servers.append(await NameServer.open(directory, NS_IDS[number], lambda os_id: fake_os,
+                                                 committer=shared))
+        await put(servers[0], "b", "k", Versioning.NONE)
+        await servers[0].close()
+        assert shared._thread.is_alive()  # the first name server left the shared thread running
+        rec, _ = await put(servers[1], "b", "k", Versioning.NONE)
+        assert (await servers[1].lookup("b", "k")).etag == rec.etag
+    finally:
+        for server in servers:
+            await server.close()
+        shared.close()
+    assert not shared._thread.is_alive()
