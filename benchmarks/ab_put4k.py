@@ -1,6 +1,6 @@
 """Compare engine put_4k of two source trees, run at the same time so host noise hits both.
 
-    .venv/bin/python benchmarks/ab_put4k.py A B [--rounds 6] [--count 10000]
+    .venv/bin/python benchmarks/ab_put4k.py A B [--rounds 6] [--count 10000] [--sequential]
 
 A and B are git revisions (their ``ostor`` package is exported to a temp dir) or
 directories holding an ``ostor`` package. Each round starts both measurements
@@ -11,6 +11,11 @@ On the 2-core VM one sequential run varies by ±15%, so the sequential
 ``make bench-engine`` cannot show a change of a few percent; run side by side,
 the same tree against itself gave 1.006 over 6 rounds. Both runs share the two
 cores, so this compares efficiency under load, not the absolute figure.
+
+``--sequential`` runs A and B one after the other instead (alternating which
+goes first), each with the machine to itself, as ``make bench-engine`` runs.
+That is the comparison to make when a change moves work between threads: side
+by side, the other run uses the core a lone run would have had spare.
 """
 
 from __future__ import annotations
@@ -63,6 +68,7 @@ def main() -> None:
     parser.add_argument("b")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--count", type=int, default=10000, help="4 KiB puts per run")
+    parser.add_argument("--sequential", action="store_true", help="run A and B one at a time")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ostor-ab-", dir=os.getcwd()))
     try:
@@ -70,7 +76,11 @@ def main() -> None:
         ratios = []
         for round_ in range(args.rounds):
             order = (0, 1) if round_ % 2 == 0 else (1, 0)
-            procs = {side: start(trees[side], args.count, work / f"data-{round_}-{side}") for side in order}
+            procs = {}
+            for side in order:
+                procs[side] = start(trees[side], args.count, work / f"data-{round_}-{side}")
+                if args.sequential:
+                    procs[side].wait()
             rates = [float(procs[side].communicate()[0].strip()) for side in (0, 1)]
             ratios.append(rates[1] / rates[0])
             print(f"round {round_ + 1}: A {rates[0]:.0f}  B {rates[1]:.0f} ops/s", flush=True)

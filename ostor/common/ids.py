@@ -57,3 +57,9 @@ def object_id_bytes(object_id: bytes | bytearray | memoryview) -> bytes:
 def new_object_id() -> bytes:
     """Return a fresh random 128-bit object ID (unique without coordination)."""
     return os.urandom(OBJECT_ID_BYTES)
+
+
+def new_object_ids(count: int) -> list[bytes]:
+    """``count`` fresh random object IDs from one read of the system's random source."""
+    raw = os.urandom(OBJECT_ID_BYTES * count)
+    return [raw[i:i + OBJECT_ID_BYTES] for i in range(0, len(raw), OBJECT_ID_BYTES)]

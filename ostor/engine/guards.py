@@ -18,7 +18,7 @@ import time
 from collections import deque
 from typing import Any
 
-from ostor.common.ids import new_object_id
+from ostor.common.ids import new_object_ids
 
 #: Guards handed out have at least this fraction of their lifetime left.
 FRESH_FRACTION = 2 / 3
@@ -65,7 +65,7 @@ class GuardPool:
             await asyncio.shield(refill)  # one refill at a time per pair; a failed one raises here
 
     async def _refill(self, key: tuple[int, int], name_server: Any, os_id: int) -> None:
-        ids = [new_object_id() for _ in range(self.batch)]
+        ids = new_object_ids(self.batch)
         expires_at = await name_server.guard_many(os_id, ids, self.ttl)
         self._free[key].extend((object_id, expires_at) for object_id in ids)
 

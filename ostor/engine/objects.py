@@ -27,6 +27,16 @@ from ostor.objectserver.types import SyncCalls
 
 Body = bytes | bytearray | memoryview | AsyncIterable[bytes] | Iterable[bytes]
 EMPTY_MD5 = hashlib.md5(b"").hexdigest()
+try:
+    # CPython's own MD5 for small bodies: OpenSSL's lets go of the GIL twice per hash (the
+    # digest lookup, and the update of 2 KiB or more), each time a chance for the commit
+    # thread to take it from the event loop. Larger bodies keep OpenSSL's, which is faster
+    # per byte and lets other threads run while it hashes.
+    from _md5 import md5 as _builtin_md5
+except ImportError:  # a build without it
+    _builtin_md5 = hashlib.md5
+#: Bodies up to this size are hashed with _builtin_md5.
+BUILTIN_MD5_MAX = 64 << 10
 
 
 async def _chunks(body: Body) -> AsyncIterator[bytes]:
@@ -162,7 +172,7 @@ class ObjectOps:
         size = len(body)
         if max_size is not None and size > max_size:
             raise EntityTooLarge(MaxSizeAllowed=str(max_size), ProposedSize=str(size))
-        md5 = hashlib.md5(body)
+        md5 = (_builtin_md5 if size <= BUILTIN_MD5_MAX else hashlib.md5)(body)
         if content_md5 is not None and md5.digest() != content_md5:
             raise BadDigest()
         os_id, name_server, object_server = self._services_for(bucket, key, part)

@@ -18,8 +18,9 @@ the engine goes faster: every return from a blocking call costs a thread the
 GIL, and the event loop, which runs all statements, waits each time another
 thread holds it. With one commit thread instead of four, the loop thread waited
 for the GIL 0.4 times per 4 KiB put instead of 0.95, its CPU time per put fell
-from about 220 µs to 170 µs, and put_4k rose by 18% (``benchmarks/ab_put4k.py``
-with the trees run one after the other, 6 rounds).
+from about 220 µs to 170 µs, and put_4k rose by 18% (one run after the other,
+6 rounds, as ``benchmarks/ab_put4k.py --sequential`` does). A second thread, to
+sync data ahead while the first commits, or two commit threads, made it slower.
 """
 
 from __future__ import annotations

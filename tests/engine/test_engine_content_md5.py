@@ -107,3 +107,10 @@ async def test_body_is_md5_hashed_once(engine, monkeypatch):
     monkeypatch.setattr(hashlib, "md5", Counting)
     await engine.put_object("bkt", "k", data, content_md5=expected)
     assert sum(fed) == len(data)
+
+
+@pytest.mark.parametrize("size", [1, 4096, 64 * 1024, 64 * 1024 + 1, 1024 * 1024 - 1])
+async def test_small_bodies_either_side_of_the_builtin_md5_limit_get_the_md5_etag(engine, size):
+    data = os.urandom(size)
+    record = await engine.put_object("bkt", f"s{size}", data, content_md5=hashlib.md5(data).digest())
+    assert record.etag == f'"{hashlib.md5(data).hexdigest()}"'
