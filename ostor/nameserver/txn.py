@@ -11,6 +11,10 @@ import time
 from collections.abc import Iterable
 
 
+#: How far the persisted clock runs ahead of the timestamps handed out (see Txn.end_batch).
+CLOCK_LEASE_NS = 1_000_000_000
+
+
 class Txn:
     """The writer thread's view of the database while a batch is open."""
 
@@ -28,8 +32,11 @@ class Txn:
     def reload(self) -> None:
         """Forget the open batch's pending state and re-read the persisted clock (after a rollback)."""
         self._usage.clear()
-        self._saved_clock = self._clock = max(self._clock, self.conn.execute(
-            "SELECT value FROM meta WHERE name='clock'").fetchone()[0])
+        self._saved_clock = self.conn.execute("SELECT value FROM meta WHERE name='clock'").fetchone()[0]
+        if self._clock == 0:  # opening: every timestamp handed out before is at most the ceiling
+            self._clock = self._saved_clock
+        # After a rollback the clock stays where it is: it is past every timestamp handed out,
+        # and jumping to the ceiling on each rollback would run it ahead of the wall clock.
 
     def now_ns(self) -> int:
         """A wall-clock timestamp strictly greater than any this name server has handed out."""
@@ -38,11 +45,18 @@ class Txn:
         return self._clock
 
     def end_batch(self) -> None:
-        """Write the batch's usage deltas, and persist the clock so it never runs backwards."""
+        """Write the batch's usage deltas, and persist a clock ceiling so the clock never runs backwards.
+
+        The stored value runs CLOCK_LEASE_NS ahead of the timestamps handed out, so only
+        a batch whose timestamps pass it writes it again (about once a second under load,
+        instead of a statement and a page in every commit). A restart resumes from the
+        stored ceiling: its first timestamps may lead the wall clock by up to the lease.
+        """
         self.flush_usage()
-        if self._clock != self._saved_clock:
-            self.execute("UPDATE meta SET value=? WHERE name='clock'", (self._clock,))
-            self._saved_clock = self._clock
+        if self._clock > self._saved_clock:
+            ceiling = self._clock + CLOCK_LEASE_NS
+            self.execute("UPDATE meta SET value=? WHERE name='clock'", (ceiling,))
+            self._saved_clock = ceiling
 
     def touch(self, bucket: str, key: bytes) -> None:
         """Note that a key's object rows change in this batch."""

@@ -85,3 +85,4 @@ async def test_a_format_2_database_drops_its_version_and_expiry_indexes(tmp_path
             assert (await ns.lookup("b", "k", rec.version_id)).size == rec.size
     finally:
         await ns.close()
+
