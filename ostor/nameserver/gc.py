@@ -12,9 +12,11 @@ from .txn import Txn
 
 def guard(t: Txn, os_id: int, object_id: bytes, ttl: float) -> None:
     """Record a guard that expires ``ttl`` seconds from now (re-guarding extends it)."""
+    expires_at = time.time() + ttl
     t.execute("INSERT INTO guards (object_id, os_id, expires_at) VALUES (?,?,?) "
               "ON CONFLICT (object_id) DO UPDATE SET os_id=excluded.os_id, expires_at=excluded.expires_at",
-              (object_id, os_id, time.time() + ttl))
+              (object_id, os_id, expires_at))
+    t.guards[object_id] = (os_id, expires_at)
 
 
 def guard_many(t: Txn, os_id: int, object_ids: list[bytes], ttl: float) -> float:
@@ -22,6 +24,7 @@ def guard_many(t: Txn, os_id: int, object_ids: list[bytes], ttl: float) -> float
     expires_at = time.time() + ttl
     t.conn.executemany("INSERT INTO guards (object_id, os_id, expires_at) VALUES (?,?,?)",
                        ((oid, os_id, expires_at) for oid in object_ids))
+    t.guards.update((oid, (os_id, expires_at)) for oid in object_ids)
     return expires_at
 
 
@@ -32,26 +35,33 @@ def renew(t: Txn, object_id: bytes, ttl: float) -> float:
     must not come back to life: the create it protected has to fail instead.
     """
     now = time.time()
-    expires_at = now + ttl
-    row = t.execute("UPDATE guards SET expires_at=? WHERE object_id=? AND expires_at>? RETURNING os_id",
-                    (expires_at, object_id, now)).fetchone()
-    if row is None:
+    entry = t.guards.get(object_id)
+    if entry is None or entry[1] <= now:
         raise GuardMissingError(object_id)
+    expires_at = now + ttl
+    t.execute("UPDATE guards SET expires_at=? WHERE object_id=?", (expires_at, object_id))
+    t.guards[object_id] = (entry[0], expires_at)
     return expires_at
 
 
 def release(t: Txn, object_id: bytes) -> None:
-    """Drop a guard and queue its data for deletion (the upload failed)."""
-    row = t.execute("DELETE FROM guards WHERE object_id=? RETURNING os_id", (object_id,)).fetchone()
-    if row is not None:
-        t.gc(row[0], object_id)
+    """Drop a guard and queue its data for deletion (the upload failed); nothing if it is gone."""
+    # The mirror, not the table: a guard consumed earlier in this batch still has its row.
+    entry = t.guards.pop(object_id, None)
+    if entry is not None:
+        t.execute("DELETE FROM guards WHERE object_id=?", (object_id,))
+        t.gc(entry[0], object_id)
 
 
 def expire(t: Txn, now: float) -> int:
     """Move every guard expired at ``now`` to the GC queue; returns how many."""
-    rows = t.execute("DELETE FROM guards WHERE expires_at <= ? RETURNING os_id, object_id", (now,)).fetchall()
-    t.gc_many(rows)
-    return len(rows)
+    # The mirror, not the table: a guard consumed earlier in this batch still has its row.
+    expired = [(os_id, oid) for oid, (os_id, expires_at) in t.guards.items() if expires_at <= now]
+    for _, oid in expired:
+        del t.guards[oid]
+    t.conn.executemany("DELETE FROM guards WHERE object_id=?", ((oid,) for _, oid in expired))
+    t.gc_many(expired)
+    return len(expired)
 
 
 def pending(conn: sqlite3.Connection, limit: int) -> list[tuple[int, int, bytes]]:

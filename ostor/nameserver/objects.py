@@ -7,7 +7,6 @@ functions take a connection and run wherever the caller is.
 from __future__ import annotations
 
 import sqlite3
-import time
 
 from ostor.common.errors import (GuardMissingError, MethodNotAllowed, NoSuchKey, NoSuchVersion,
                                  PreconditionFailed)
@@ -124,12 +123,10 @@ def commit_version(t: Txn, rec: ObjectRecord, versioning: Versioning, op: str = 
 
 def take_guard(t: Txn, object_id: bytes) -> int:
     """Consume a live guard and return its os_id; GuardMissingError if gone or expired."""
-    # An expired guard is left in place for expire_guards, which queues its data for GC.
-    row = t.execute("DELETE FROM guards WHERE object_id=? AND expires_at>? RETURNING os_id",
-                    (object_id, time.time())).fetchone()
-    if row is None:
+    os_id = t.consume_guard(object_id)
+    if os_id is None:
         raise GuardMissingError(object_id)
-    return row[0]
+    return os_id
 
 
 def current(t: Txn, bucket: str, key: str) -> ObjectRecord | None:
