@@ -21,6 +21,15 @@ for the GIL 0.4 times per 4 KiB put instead of 0.95, its CPU time per put fell
 from about 220 µs to 170 µs, and put_4k rose by 18% (one run after the other,
 6 rounds, as ``benchmarks/ab_put4k.py --sequential`` does). A second thread, to
 sync data ahead while the first commits, or two commit threads, made it slower.
+
+Writers form a batch only when the thread holds fewer than ``BATCHES_AHEAD``
+batches (one committing, one ready to go): a writer that finds it full waits
+for a batch to be answered (:meth:`CommitThread.admit`). Before, each writer
+formed its next batch the moment its previous one committed, and that batch
+then waited behind the other name servers' batches while the requests that
+came meanwhile waited for the batch after it. Waiting to form it lets them
+join: with 32 concurrent 4 KiB puts over 4 name servers, requests per commit
+rose from 5.0 to 7.2, and so did the work each fsync covers.
 """
 
 from __future__ import annotations
@@ -28,9 +37,13 @@ from __future__ import annotations
 import queue
 import sqlite3
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable
 
 from ostor.objectserver.types import SyncCalls
+
+#: Batches admitted to the commit thread and not yet answered (see CommitThread.admit).
+BATCHES_AHEAD = 2
 
 
 class OwedSyncs:
@@ -68,11 +81,18 @@ class CommitThread:
     SimpleQueue rather than a one-thread executor: no Future (with its Condition)
     per batch, and less Python on this thread, which must take the GIL from the
     busy event loop each time it runs any.
+
+    :meth:`admit` and :meth:`release` belong to the event loop: every writer
+    sharing a thread runs on the same loop.
     """
 
     def __init__(self, name: str) -> None:
         self._queued: list[Callable[[], list[OwedSyncs]]] = []
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        #: Batches admitted and not yet released (loop side).
+        self._admitted = 0
+        #: Writers waiting to form a batch, each as the call that retries (loop side).
+        self._waiting: deque[Callable[[], None]] = deque()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -83,6 +103,24 @@ class CommitThread:
     def detach(self, queued: Callable[[], list[OwedSyncs]]) -> None:
         """Undo :meth:`attach`."""
         self._queued = [q for q in self._queued if q is not queued]
+
+    def admit(self, retry: Callable[[], None]) -> bool:
+        """Whether a writer may form a batch now; if not, ``retry`` is called once it may.
+
+        An admitted writer holds its place until it calls :meth:`release`, once
+        its batch is answered or turned out to need no commit.
+        """
+        if self._admitted < BATCHES_AHEAD:
+            self._admitted += 1
+            return True
+        self._waiting.append(retry)
+        return False
+
+    def release(self) -> None:
+        """Give back an admitted place; the longest-waiting writers form their batches now."""
+        self._admitted -= 1
+        while self._waiting and self._admitted < BATCHES_AHEAD:
+            self._waiting.popleft()()
 
     def commit(self, conn: sqlite3.Connection, owed: list[OwedSyncs],
                done: Callable[[BaseException | None], None]) -> None:

@@ -5,7 +5,10 @@ loop takes what is queued, runs each request's statements right there on the
 loop thread, and hands only the batch's COMMIT — the fsync — to a thread of the
 writer's own (:mod:`.committer`). While that commit runs, new requests queue
 up and form the next batch, so batches grow with load on their own. When the
-commit returns, one loop callback answers the batch and starts the next.
+commit returns, one loop callback answers the batch and starts the next. Writers
+sharing a commit thread take turns: one forms a batch only while the thread
+holds fewer than two (:meth:`~.committer.CommitThread.admit`), so a batch that
+would only wait behind others' commits keeps gathering requests instead.
 
 A write may bring *before-commit* calls: the fdatasyncs of data it names that
 its object server wrote without syncing (``create(defer_sync=True)``). The
@@ -27,6 +30,7 @@ its whole length, is what belongs on a thread.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import sqlite3
 from collections import deque
@@ -77,6 +81,8 @@ class GroupCommitWriter:
         self._owns_committer = committer is None
         self._committer = CommitThread(f"{name}-commit") if committer is None else committer
         self._committer.attach(self._queued_syncs)
+        #: Whether this writer holds a place on the commit thread (CommitThread.admit).
+        self._admitted = False
         self._closed = False
         #: Transactions committed so far (group commit makes this far smaller than requests).
         self.transactions = 0
@@ -135,6 +141,7 @@ class GroupCommitWriter:
             self._start_batch()
         except BaseException:
             self._loop = None  # a bug, not a request's error: the next request starts afresh
+            self._release_place()
             raise
 
     def _start_batch(self) -> None:
@@ -143,7 +150,12 @@ class GroupCommitWriter:
             if self._idle is not None and not self._idle.done():
                 self._idle.set_result(None)
             return
-        items = [self._queue.popleft() for _ in range(min(len(self._queue), self._max_batch))]
+        count = min(len(self._queue), self._max_batch)
+        if not self._admitted and any(item[0] == _WRITE for item in itertools.islice(self._queue, count)):
+            if not self._committer.admit(self._next_batch):
+                return  # formed when the commit thread has room, with what has queued by then
+            self._admitted = True
+        items = [self._queue.popleft() for _ in range(count)]
         writes = [i for i in items if i[0] == _WRITE]
         if not writes:
             self._finish(items, [])
@@ -159,6 +171,7 @@ class GroupCommitWriter:
                 out = self._run_batch(writes, isolated=True)
             txn.end_batch()
         except Exception as exc:
+            self._release_place()
             self._finish(items, self._failed(writes, exc))
             return
         loop = self._loop
@@ -167,12 +180,20 @@ class GroupCommitWriter:
         self._committer.commit(conn, owed, lambda exc: loop.call_soon_threadsafe(
             self._committed, exc, items, writes, out))
 
+    def _release_place(self) -> None:
+        if self._admitted:
+            self._admitted = False
+            self._committer.release()
+
     def _queued_syncs(self) -> list[OwedSyncs]:
         # The commit thread's view of what waits for a batch (list() of a deque holds the GIL).
         return [item[3] for item in list(self._queue) if item[3] is not None]
 
     def _committed(self, exc: BaseException | None, items: list[tuple], writes: list[tuple],
                    out: list[tuple]) -> None:
+        # Before answering: the place goes to the writers waiting for one, and this
+        # writer's next batch queues behind them.
+        self._release_place()
         try:
             if exc is None:
                 self.transactions += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import queue
 import sqlite3
@@ -9,14 +10,14 @@ import threading
 
 import pytest
 
-from ostor.common.ids import ServiceType, make_service_id
-from ostor.nameserver.committer import CommitThread, OwedSyncs, run_owed
-from ostor.nameserver.records import Versioning
+from ostor.common.ids import ServiceType, make_service_id, new_object_id
+from ostor.nameserver.committer import BATCHES_AHEAD, CommitThread, OwedSyncs, run_owed
+from ostor.nameserver.records import ObjectRecord, Segment, Versioning
 from ostor.nameserver.server import NameServer
 
-from .conftest import put
+from .conftest import OS_ID, put
 
-NS_IDS = {n: make_service_id(ServiceType.NS, n) for n in (1, 2)}
+NS_IDS = {n: make_service_id(ServiceType.NS, n) for n in (1, 2, 3)}
 
 
 @pytest.fixture
@@ -143,3 +144,59 @@ async def test_a_shared_thread_keeps_committing_for_a_name_server_after_another_
             await server.close()
         shared.close()
     assert not shared._thread.is_alive()
+
+
+async def test_a_writer_forms_its_batch_only_when_the_thread_has_room(tmp_path, fake_os):
+    # Three name servers share a thread. While it is stuck in the first one's batch and
+    # holds a second one's, the third waits to form its batch, so the requests it gets
+    # meanwhile commit together instead of in a batch each.
+    assert BATCHES_AHEAD == 2
+    shared = CommitThread("shared-commit")
+    servers = []
+    entered, go_on = threading.Event(), threading.Event()
+
+    def stuck() -> None:
+        entered.set()
+        assert go_on.wait(10)
+
+    async def guarded(server, key):
+        """A guard taken now, and the request naming its data, to be awaited later."""
+        oid = new_object_id()
+        await server.guard(OS_ID, oid)
+        return lambda **kw: server.create_name(ObjectRecord("b", key, size=1, link=(Segment(OS_ID, oid, 1),)),
+                                               oid, Versioning.NONE, **kw)
+
+    try:
+        for number in (1, 2, 3):
+            directory = tmp_path / f"ns{number}"
+            NameServer.create_service(directory, NS_IDS[number])
+            servers.append(await NameServer.open(directory, NS_IDS[number], lambda os_id: fake_os,
+                                                 committer=shared))
+        first, second, third = servers
+        name_a, name_b = await guarded(first, "a"), await guarded(second, "b")
+        names_c = [await guarded(third, f"c{i}") for i in range(3)]
+        pending = [asyncio.ensure_future(name_a(before_commit=(stuck,)))]
+        while not entered.is_set():
+            await asyncio.sleep(0.005)
+        pending.append(asyncio.ensure_future(name_b()))
+        await asyncio.sleep(0.05)
+        before = third._writer.transactions
+        for name in names_c:  # a loop turn apart: without the wait, the first forms a batch alone
+            pending.append(asyncio.ensure_future(name()))
+            await asyncio.sleep(0.01)
+        assert third._writer.transactions == before
+        go_on.set()
+        await asyncio.gather(*pending)
+        assert third._writer.transactions == before + 1
+        assert {k async for k in keys(third)} == {"c0", "c1", "c2"}
+    finally:
+        go_on.set()
+        for server in servers:
+            await server.close()
+        shared.close()
+
+
+async def keys(server):
+    """The keys a name server holds in bucket "b"."""
+    for row in server._rconn.execute("SELECT key FROM objects WHERE bucket='b'"):
+        yield row[0].decode()
