@@ -29,7 +29,10 @@ formed its next batch the moment its previous one committed, and that batch
 then waited behind the other name servers' batches while the requests that
 came meanwhile waited for the batch after it. Waiting to form it lets them
 join: with 32 concurrent 4 KiB puts over 4 name servers, requests per commit
-rose from 5.0 to 7.2, and so did the work each fsync covers.
+rose from 5.0 to 7.2, so the WAL fsyncs per put fell from 0.205 to 0.143 and
+the loop's CPU per put by about a tenth. Data fsyncs per put rose from 0.165 to
+0.21 (the thread seldom finds its queue empty to sync ahead), so the fsyncs per
+put fell only a little, and put_4k moved within this host's noise.
 """
 
 from __future__ import annotations
