@@ -9,7 +9,7 @@ written by :meth:`Txn.end_batch`, still inside the batch's transaction: one
 ``executemany`` per table instead of a statement per request, on the event-loop
 thread that runs every statement. Live guards are mirrored in memory, so a
 create checks and consumes its guard without a statement: a 4 KiB create runs
-about 2.4 statements instead of 4.2. Engine put_4k gained about 2% (36 rounds
+about 2.2 statements instead of 4.2. Engine put_4k gained about 2% (36 rounds
 of ``benchmarks/ab_put4k.py --sequential``), within this host's noise: the
 commit thread's fsyncs, not the loop's statements, bound it.
 """
